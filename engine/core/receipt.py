@@ -1,0 +1,24 @@
+"""The first rule: write results/run_receipt.json (DESIGN §3)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .context import ROOT, run_script
+from .identity import build_receipt, dumps
+from .publish import publish_text
+
+
+def write(config: dict, out: Path, reference_files: list[Path], root: Path = ROOT) -> dict:
+    """Reference tables are hashed under their logical path results/reference/<name>."""
+    extra = {f"results/reference/{Path(p).name}": Path(p) for p in reference_files}
+    rec = build_receipt(root, config["seed"], config["preset"], config["run"]["created_utc"], extra)
+    publish_text(dumps(rec), Path(out), "CORE.RUN", overwrite=True)
+    return rec
+
+
+def run_from_snakemake(snakemake) -> None:
+    def go(smk, log):
+        rec = write(dict(smk.config), Path(smk.output[0]), list(smk.input.reference))
+        log.info(f"run receipt: parameter_hash={rec['parameter_hash'][:16]} "
+                 f"manifest_fingerprint={rec['manifest_fingerprint'][:16]}")
+    run_script(snakemake, go)

@@ -1,0 +1,47 @@
+"""Run states in order without Snakemake (tests, benchmarks). Snakemake is the user path."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import yaml
+
+from engine.core import receipt
+from engine.core.context import ROOT, RunContext
+from engine.refdata import build as refdata
+from engine.seg1A import (s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency,
+                          s6_selection, s7_allocation, s8_catalogue, s9_validation)
+
+STATES = {
+    "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
+           ("S3", s3_candidates.run), ("S4", s4_ztp.run), ("S5", s5_currency.run),
+           ("S6", s6_selection.run), ("S7", s7_allocation.run), ("S8", s8_catalogue.run),
+           ("S9", s9_validation.run)],
+}
+
+
+def load_config(root: Path = ROOT, **overrides) -> dict:
+    cfg = yaml.safe_load((Path(root) / "config" / "config.yaml").read_text())
+    cfg.update(overrides)
+    return cfg
+
+
+def prepare(results: Path, config: dict, root: Path = ROOT) -> RunContext:
+    """Reference tables + run receipt, as the first two rules do."""
+    results = Path(results)
+    refdata.build(Path(root) / "config" / "reference", results / "reference")
+    refs = sorted((results / "reference").glob("*.csv"))
+    receipt.write(config, results / "run_receipt.json", refs, root=Path(root))
+    return RunContext.load(results / "run_receipt.json", config, root=Path(root))
+
+
+def run_segment(ctx: RunContext, segment: str, timings: dict | None = None) -> None:
+    log = logging.getLogger("engine")
+    for name, fn in STATES[segment]:
+        t0 = time.perf_counter()
+        fn(ctx)
+        dt = time.perf_counter() - t0
+        if timings is not None:
+            timings[f"{segment}.{name}"] = dt
+        log.info(f"{segment}.{name} done in {dt:.2f}s")
