@@ -15,11 +15,11 @@ import polars as pl
 
 import pyarrow as pa
 
-from engine.core import contracts, csr, hashgate, rng
+from engine.core import contracts, csr, hashgate, html, rng
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 from engine.core.identity import dumps, sha256_file
-from engine.core.publish import read_dataset
+from engine.core.publish import publish_text, read_dataset
 
 from . import kernels, s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency, \
     s6_selection, s7_allocation
@@ -281,6 +281,23 @@ def _issues_csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
+def summary_page(ctx: RunContext, d: dict, chk: Checks, cors: list[dict], passed: bool) -> str:
+    sections = [("Verdict", f"<p><b>{'PASS' if passed else 'FAIL'}</b> &mdash; preset {ctx.world['preset']}, "
+                            f"seed {ctx.seed}, parameter_hash {ctx.receipt['parameter_hash'][:16]}&hellip;</p>"),
+                ("Corridors", html.table(cors))]
+    cat = d.get("outlet_catalogue")
+    if cat is not None and cat.height:
+        per_country = (cat.group_by("legal_country_iso").len().sort(["len", "legal_country_iso"],
+                                                                    descending=[True, False]).head(15))
+        sections.append(("Outlets by legal country (top 15)",
+                         html.bars(list(zip(per_country["legal_country_iso"], per_country["len"])))))
+        per_m = cat.group_by("merchant_id").len().group_by("len").len(name="merchants").sort("len")
+        sections.append(("Merchants by outlet count",
+                         html.bars([(f"{n} outlets", m) for n, m in zip(per_m["len"], per_m["merchants"])])))
+    sections.append(("Checks", html.table(chk.rows, ["check", "verdict", "figure", "threshold", "detail"])))
+    return html.page("Segment 1A: merchants and outlet stubs", sections)
+
+
 def run(ctx: RunContext) -> None:
     rep = state_report("S9")
     pol = {name: policy(ctx, name, "S9") for name in POLICIES}
@@ -309,6 +326,8 @@ def run(ctx: RunContext) -> None:
     blobs = {k: v.encode() for k, v in files.items()}
     blobs["issues.csv"] = _issues_csv(chk.rows)
     digest = hashgate.publish_bundle(ctx.results / SEG, blobs, passed, CODE)
+    summary = ctx.results / SEG / "S9" / "summary.html"
+    publish_text(summary_page(ctx, d, chk, cors, passed), summary, CODE, overwrite=True)
     rep.count(checks=len(chk.rows), failed=len(chk.failed))
     rep.data["bundle_digest"] = digest
     rep.rng(None)

@@ -1,0 +1,36 @@
+"""Small self-contained HTML pages for `snakemake --report` (no plotting dependency)."""
+from __future__ import annotations
+
+import html
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "<p><em>none</em></p>"
+    cols = columns or list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cls = ' class="fail"' if r.get("verdict") == "FAIL" or r.get("pass") is False else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def bars(items: list[tuple[str, float]], unit: str = "") -> str:
+    """Horizontal bar chart in pure HTML/CSS."""
+    if not items:
+        return "<p><em>none</em></p>"
+    top = max(v for _, v in items) or 1
+    rows = "".join(
+        f'<tr><td>{html.escape(str(k))}</td><td><div class="bar" style="width:{300 * v / top:.0f}px"></div></td>'
+        f"<td>{v:,.0f}{unit}</td></tr>" for k, v in items)
+    return f"<table>{rows}</table>"
+
+
+def page(title: str, sections: list[tuple[str, str]]) -> str:
+    style = ("body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}tr.fail{background:#fdd}"
+             ".bar{background:#4a7ab5;height:12px}")
+    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
