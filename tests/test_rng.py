@@ -4,14 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.core import rng  # noqa: E402
 

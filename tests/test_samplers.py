@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from numba import njit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.core import rng, samplers  # noqa: E402
 from engine.core.samplers import gamma_mt, poisson, std_normal  # noqa: E402

@@ -122,7 +122,8 @@ def run_script(snakemake, fn: Callable[[Any, logging.Logger], None]) -> None:
 def run_state(snakemake, run: Callable[[RunContext], None]) -> None:
     """Script entry for a state: context from the run receipt + Snakemake config, then `run(ctx)`."""
     def go(smk, log):
-        ctx = RunContext.load(smk.input.receipt, dict(smk.config), logger=log)
+        # Snakemake runs scripts in its working directory: config/ is read from there.
+        ctx = RunContext.load(smk.input.receipt, dict(smk.config), root=Path.cwd(), logger=log)
         log.info(f"{smk.rule}: preset={ctx.world['preset']} seed={ctx.seed} "
                  f"parameter_hash={ctx.receipt['parameter_hash'][:12]}")
         t0 = time.monotonic()

@@ -18,7 +18,7 @@ def write(config: dict, out: Path, reference_files: list[Path], root: Path = ROO
 
 def run_from_snakemake(snakemake) -> None:
     def go(smk, log):
-        rec = write(dict(smk.config), Path(smk.output[0]), list(smk.input.reference))
+        rec = write(dict(smk.config), Path(smk.output[0]), list(smk.input.reference), root=Path.cwd())
         log.info(f"run receipt: parameter_hash={rec['parameter_hash'][:16]} "
                  f"manifest_fingerprint={rec['manifest_fingerprint'][:16]}")
     run_script(snakemake, go)

@@ -224,14 +224,12 @@ def build_features(merchants: pl.DataFrame, cref: pl.DataFrame, cb: dict, hn: di
 # ---------------------------------------------------------------- state
 
 def seal(ctx: RunContext) -> list[dict]:
-    files = [ctx.cfg(SEG, f"{p}.yaml") for p in POLICIES]
-    files += [ctx.results / "reference" / f"{t}.csv" for t in ("countries", "mcc_codes")]
-    rows = []
-    for f in files:
-        rel = f.relative_to(ctx.root).as_posix() if f.is_relative_to(ctx.root) else \
-            f.relative_to(ctx.results.parent).as_posix()
-        rows.append({"asset_id": f.stem if f.suffix == ".yaml" else f"ref_{f.stem}", "path": rel,
-                     "sha256_hex": sha256_file(f), "version_tag": ctx.receipt["parameter_hash"][:12]})
+    """sealed_inputs_1A: asset id, logical path and SHA-256 of every file S0 reads."""
+    files = {f"config/{SEG}/{p}.yaml": (p, ctx.cfg(SEG, f"{p}.yaml")) for p in POLICIES}
+    files |= {f"results/reference/{t}.csv": (f"ref_{t}", ctx.results / "reference" / f"{t}.csv")
+              for t in ("countries", "mcc_codes")}
+    rows = [{"asset_id": aid, "path": rel, "sha256_hex": sha256_file(f),
+             "version_tag": ctx.receipt["parameter_hash"][:12]} for rel, (aid, f) in files.items()]
     return sorted(rows, key=lambda r: r["asset_id"])
 
 

@@ -1,0 +1,43 @@
+"""Tiny-world fixtures: the engine is run once per session (twice for determinism)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine import pipeline
+from engine.core.context import ROOT, RunContext
+
+
+def build_1A(results: Path, root: Path = ROOT, **cfg) -> RunContext:
+    config = pipeline.load_config(root, preset="tiny", **cfg)
+    ctx = pipeline.prepare(results, config, root=root)
+    pipeline.run_segment(ctx, "1A")
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def world_a(tmp_path_factory) -> RunContext:
+    return build_1A(tmp_path_factory.mktemp("a") / "results")
+
+
+@pytest.fixture(scope="session")
+def world_b(tmp_path_factory) -> RunContext:
+    return build_1A(tmp_path_factory.mktemp("b") / "results")
+
+
+@pytest.fixture()
+def world_copy(world_a, tmp_path) -> RunContext:
+    """A private copy of world A's results, safe to tamper with."""
+    dst = tmp_path / "results"
+    shutil.copytree(world_a.results, dst)
+    return RunContext.load(dst / "run_receipt.json", world_a.config, root=world_a.root)
+
+
+@pytest.fixture()
+def config_copy(tmp_path) -> Path:
+    """A private copy of config/ to break; returns the new root."""
+    root = tmp_path / "root"
+    shutil.copytree(ROOT / "config", root / "config")
+    return root
