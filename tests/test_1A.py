@@ -116,7 +116,7 @@ def test_rng_traces_match_budgets(world_a):
 def test_duckdb_and_polars_read_outputs(world_a):
     duckdb = pytest.importorskip("duckdb")
     path = world_a.results / "1A" / "outlet_catalogue" / "*.parquet"
-    n = duckdb.sql(f"SELECT count(*) FROM '{path}'").fetchone()[0]
+    n = duckdb.sql(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
     assert n == pl.read_parquet(path).height > 0
 
 

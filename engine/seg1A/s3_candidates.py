@@ -112,7 +112,7 @@ def candidate_set(merchants: pl.DataFrame, rules: list[dict], sets: dict) -> pl.
                .group_by("merchant_id", "country_iso")
                .agg(pl.col("rule_pos").min().alias("admission"),
                     pl.col("reason").unique().sort().alias("reason_codes"),
-                    pl.col("tags").flatten().unique().sort().alias("filter_tags"))
+                    pl.col("tags").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().alias("filter_tags"))
                .sort("merchant_id", "admission", "country_iso")
                .with_columns((pl.col("country_iso").cum_count().over("merchant_id")).cast(pl.Int32)
                              .alias("candidate_rank"), pl.lit(False).alias("is_home")))

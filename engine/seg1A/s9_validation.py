@@ -225,7 +225,7 @@ def check_rng(ctx: RunContext, totals: dict, chk: Checks) -> dict:
 
 def corridors(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> list[dict]:
     v = pol["validation"]
-    sig = v["small_world_sigmas"]
+    sig = v["band_sigmas"][ctx.world["preset"]]
     feats, h, nb, cat, mids = (d["merchant_features"], d["s1_hurdle"], d["s2_nb_outlets"], d["outlet_catalogue"],
                                d["merchant_ids"])
     M, n_multi = mids.height, nb.height
@@ -239,13 +239,17 @@ def corridors(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> list[dict]:
         out.append({"metric": name, "value": _round(value), "bounds": [round(lo2, 6), round(hi2, 6)], "pass": ok})
         chk.add(f"corridor_{name}", ok, figure=_round(value), threshold=[round(lo2, 6), round(hi2, 6)])
 
-    def upper(name, value, hi):
+    def upper(name, value, hi, n=0):
+        if n:                                   # a rate over n trials: binomial tolerance
+            hi = round(hi + sig * math.sqrt(hi * (1 - hi) / n), 6)
         ok = value <= hi
         out.append({"metric": name, "value": _round(value), "bounds": [None, hi], "pass": ok})
         chk.add(f"corridor_{name}", ok, figure=_round(value), threshold=hi)
 
     rej = nb["nb_rejections"].to_numpy().astype(np.float64)
-    upper("nb_rejection_rate", float(rej.sum() / (rej.sum() + len(rej))) if len(rej) else 0.0, v["nb_rejection_rate_max"])
+    attempts = float(rej.sum() + len(rej))
+    upper("nb_rejection_rate", float(rej.sum() / attempts) if len(rej) else 0.0, v["nb_rejection_rate_max"],
+          int(attempts))
     p99 = float(np.sort(rej)[max(int(math.ceil(0.99 * len(rej))) - 1, 0)]) if len(rej) else 0.0
     upper("nb_rejections_p99", p99, v["nb_rejections_p99_max"])
     alpha = np.minimum(s0_universe.nb_acceptance(nb["mu"].to_numpy(), nb["phi"].to_numpy()), v["cusum"]["alpha_cap"])
