@@ -1,7 +1,7 @@
 # Shared rules: reference tables and the run receipt (run identity, DESIGN §3).
 import glob
 
-REF_TABLES = ["countries", "currencies", "mcc_codes"]
+REF_TABLES = ["countries", "currencies", "mcc_codes", "cities", "country_geometry"]
 PARAM_FILES = sorted(glob.glob("config/**/*.yaml", recursive=True) + glob.glob("config/**/*.csv", recursive=True))
 RECEIPT = "results/run_receipt.json"
 
@@ -13,6 +13,8 @@ rule reference_tables:
         countries="results/reference/countries.csv",
         currencies="results/reference/currencies.csv",
         mcc_codes="results/reference/mcc_codes.csv",
+        cities="results/reference/cities.csv",
+        country_geometry="results/reference/country_geometry.csv",
     params:
         config_ref="config/reference",
     log: "logs/common/reference_tables.log"

