@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -27,3 +27,21 @@ def largest_remainder(df: pl.DataFrame, group: list[str], total: str, share: str
                          .alias("count"))
            .sort("_row"))
     return out.drop("_row", "_floor", "_deficit")
+
+
+def integer_largest_remainder(df: pl.DataFrame, group: list[str], mass: str, total: str | int,
+                              tie: str, out: str = "count") -> pl.DataFrame:
+    """Exact integer split: z = (m·T) // Σm per group, remainder units to the largest
+    (m·T) % Σm, ties by ascending `tie`. Masses are int64 with m·T < 2^63 (caller's bound).
+    A group with Σm = 0 is split as if every mass were 1 (uniform fallback)."""
+    t = pl.col(total) if isinstance(total, str) else pl.lit(total, pl.Int64)
+    d = df.with_columns(pl.when(pl.col(mass).sum().over(group) == 0).then(1).otherwise(pl.col(mass))
+                        .cast(pl.Int64).alias("_m"))
+    d = d.with_columns(pl.col("_m").sum().over(group).alias("_M"), (pl.col("_m") * t).alias("_p"))
+    d = d.with_columns((pl.col("_p") // pl.col("_M")).alias("_z"), (pl.col("_p") % pl.col("_M")).alias("_r"))
+    d = d.with_columns((t - pl.col("_z").sum().over(group)).alias("_s"))
+    d = (d.with_row_index("_row").sort(group + ["_r", tie], descending=[False] * len(group) + [True, False])
+         .with_columns(pl.int_range(pl.len()).over(group).alias("_k"))
+         .with_columns((pl.col("_z") + (pl.col("_k") < pl.col("_s")).cast(pl.Int64)).alias(out))
+         .sort("_row"))
+    return d.drop("_row", "_m", "_M", "_p", "_z", "_r", "_s", "_k")

@@ -8,7 +8,7 @@ from engine.core import datasets
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 
-from .common import SEG, mcc_in, policy, report_path, state_report
+from .common import mcc_in, policy, report_path, state_report
 
 CODE = "1A.S3"
 PRECEDENCE = ("DENY", "ALLOW", "CLASS", "LEGAL", "THRESHOLD", "DEFAULT")

@@ -1,7 +1,6 @@
 """1A.S8: the outlet catalogue, one row per outlet stub (RNG-free)."""
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from engine.core import datasets, ids

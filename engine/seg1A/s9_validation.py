@@ -5,68 +5,25 @@ functions (and streams) the states used and compare bytes/values; any mismatch f
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 
 import numpy as np
 import polars as pl
 
-import pyarrow as pa
-
-from engine.core import contracts, csr, hashgate, html, rng
+from engine.core import csr, html, rng, validation
 from engine.core.context import RunContext
-from engine.core.errors import EngineFailure
-from engine.core.identity import dumps, sha256_file
-from engine.core.publish import publish_text, read_dataset
+from engine.core.publish import publish_text
+from engine.core.validation import Checks, frames_equal, load_datasets, rng_accounting
 
 from . import kernels, s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency, \
     s6_selection, s7_allocation
 from .common import POLICIES, SEG, policy, report_path, state_report, streams
 
 CODE = "1A.S9"
-DATASETS = [d for d, e in contracts.dictionary().items() if e["segment"] == SEG]
-
-
-class Checks:
-    def __init__(self):
-        self.rows: list[dict] = []
-
-    def add(self, name: str, ok: bool, figure=None, threshold=None, detail: str = "") -> bool:
-        self.rows.append({"check": name, "code": f"{CODE}.{name.upper()}", "figure": figure,
-                          "threshold": threshold, "verdict": "PASS" if ok else "FAIL", "detail": detail})
-        return ok
-
-    @property
-    def failed(self) -> list[str]:
-        return [r["check"] for r in self.rows if r["verdict"] == "FAIL"]
 
 
 def _round(x):
     return None if x is None else (round(float(x), 10) if isinstance(x, float) else x)
-
-
-def _frames_equal(a: pl.DataFrame, b: pl.DataFrame) -> bool:
-    return a.columns == b.columns and a.height == b.height and a.equals(b, null_equal=True)
-
-
-def load_all(ctx: RunContext, chk: Checks) -> dict[str, pl.DataFrame]:
-    """Read every 1A dataset, validate its contract and identity."""
-    out = {}
-    for ds in DATASETS:
-        try:
-            t = read_dataset(contracts.dataset_path(ctx.results, ds), CODE, ds)
-            contracts.validate_table(t, ds, CODE)
-            meta = t.schema.metadata or {}
-            bad = [k for k in ("seed", "parameter_hash", "manifest_fingerprint")
-                   if meta.get(k.encode(), b"").decode() != str(ctx.identity[k])]
-            ok = chk.add(f"schema_{ds}", not bad, figure=t.num_rows, detail=("identity differs: " + ",".join(bad)) if bad else "")
-            cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in t.columns]
-            out[ds] = pl.from_arrow(pa.table(cols, names=t.column_names))
-        except EngineFailure as exc:
-            chk.add(f"schema_{ds}", False, detail=exc.line())
-    return out
 
 
 def check_fk(d: dict, chk: Checks) -> None:
@@ -130,8 +87,7 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
     totals: dict[str, dict] = {}
 
     def tally(fam, st, end):
-        e = end[:, 4] > 0
-        totals[f"{SEG}.{fam}"] = {"events": int(e.sum()), "draws": int(end[:, 3].sum()), "blocks": int(end[:, 4].sum())}
+        totals[f"{SEG}.{fam}"] = validation.totals(end)
 
     mids, feats = d["merchant_ids"], d["merchant_features"]
     cref = d["country_ref"]
@@ -140,10 +96,10 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
     _, mccs = s0_universe.load_reference(ctx)
     mcc_codes = np.sort(mccs["mcc"].cast(pl.Int64).to_numpy())
     uni = s0_universe.draw_universe(ctx, cref, mcc_codes, pol["universe"], tr)
-    chk.add("replay_s0_universe", _frames_equal(uni.with_columns(pl.col("mcc").cast(pl.Int32)), mids))
+    chk.add("replay_s0_universe", frames_equal(uni.with_columns(pl.col("mcc").cast(pl.Int32)), mids))
     totals.update({k: {x: v[x] for x in ("events", "draws", "blocks")} for k, v in tr.to_dict().items()})
     f2, _ = s0_universe.build_features(mids, cref, pol["crossborder"], pol["hurdle_nb"])
-    chk.add("replay_s0_features", _frames_equal(f2, feats))
+    chk.add("replay_s0_features", frames_equal(f2, feats))
     # S1
     ids = feats["merchant_id"].to_numpy()
     st = streams(ctx, "hurdle_bernoulli", ids)
@@ -168,7 +124,7 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
          .join(nb.select("merchant_id", "n_outlets"), on="merchant_id", how="left", maintain_order="left")
          .with_columns(pl.col("n_outlets").fill_null(1).alias("n")))
     c3 = s3_candidates.candidate_set(m, rules, pol["crossborder"]["country_sets"])
-    chk.add("replay_s3_candidates", _frames_equal(c3, d["s3_candidate_set"]))
+    chk.add("replay_s3_candidates", frames_equal(c3, d["s3_candidate_set"]))
     # S4
     inp = (nb.select("merchant_id", "n_outlets")
            .join(feats.select("merchant_id", "openness", "is_eligible"), on="merchant_id", maintain_order="left")
@@ -182,7 +138,7 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
     tally("ztp_poisson", st, end)
     # S5
     w, sparse = s5_currency.currency_weights(cref, pol["currency"])
-    chk.add("replay_s5_weights", _frames_equal(w, d["ccy_country_weights"]) and _frames_equal(sparse, d["sparse_flag"]))
+    chk.add("replay_s5_weights", frames_equal(w, d["ccy_country_weights"]) and frames_equal(sparse, d["sparse_flag"]))
     # S6
     mem = d["s6_membership"]
     targets = z.filter(pl.col("k_target") > 0).select("merchant_id", "k_target")
@@ -190,7 +146,7 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
     st = streams(ctx, "gumbel_key", tids)
     u6, end = kernels.csr_uniforms(st, csr.offsets(tids, mem["merchant_id"].to_numpy()))
     again = s6_selection.gumbel_select(mem.select("merchant_id", "country_iso", "candidate_rank", "weight"), u6, targets)
-    chk.add("replay_s6_selection", _frames_equal(again, mem))
+    chk.add("replay_s6_selection", frames_equal(again, mem))
     tally("gumbel_key", st, end)
     # S7: replay the Dirichlet draw and the integerisation
     dom = (d["s7_allocation"].select("merchant_id", "country_iso", "candidate_rank")
@@ -201,33 +157,15 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
                  how="left").with_columns(pl.col("weight").fill_null(0.0)).sort("merchant_id", "candidate_rank"))
     shared, st, end = s7_allocation.shares(ctx, dom, pol["allocation"])
     again = s7_allocation.allocate(shared, pol["allocation"]["dp_resid"]).drop("n_outlets", "h", "is_home")
-    chk.add("replay_s7_allocation", _frames_equal(again.with_columns(pl.col("count").cast(pl.Int32)), d["s7_allocation"]))
+    chk.add("replay_s7_allocation", frames_equal(again.with_columns(pl.col("count").cast(pl.Int32)), d["s7_allocation"]))
     tally("dirichlet_gamma", st, end)
     return totals
-
-
-def check_rng(ctx: RunContext, totals: dict, chk: Checks) -> dict:
-    traced = {}
-    for state in ("S0", "S1", "S2", "S4", "S6", "S7"):
-        p = ctx.results / SEG / "rng" / f"{state}.trace.json"
-        if not p.exists():
-            chk.add(f"rng_trace_{state}", False, detail=f"missing {p}")
-            continue
-        traced.update(json.loads(p.read_text()))
-    acct = {}
-    for fam, want in sorted(totals.items()):
-        got = traced.get(fam, {})
-        got = {k: got.get(k) for k in ("events", "draws", "blocks")}
-        acct[fam] = {"expected": want, "traced": got, "match": got == want}
-        chk.add(f"rng_budget_{fam.split('.', 1)[1]}", got == want, figure=got.get("draws"), threshold=want["draws"])
-    return acct
 
 
 def corridors(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> list[dict]:
     v = pol["validation"]
     sig = v["band_sigmas"][ctx.world["preset"]]
-    feats, h, nb, cat, mids = (d["merchant_features"], d["s1_hurdle"], d["s2_nb_outlets"], d["outlet_catalogue"],
-                               d["merchant_ids"])
+    nb, cat, mids = d["s2_nb_outlets"], d["outlet_catalogue"], d["merchant_ids"]
     M, n_multi = mids.height, nb.height
     out = []
 
@@ -275,16 +213,6 @@ def corridors(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> list[dict]:
     return out
 
 
-def _issues_csv(rows: list[dict]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["check", "code", "figure", "threshold", "detail"])
-    for r in rows:
-        if r["verdict"] == "FAIL":
-            w.writerow([r["check"], r["code"], json.dumps(r["figure"]), json.dumps(r["threshold"]), r["detail"]])
-    return buf.getvalue().encode()
-
-
 def summary_page(ctx: RunContext, d: dict, chk: Checks, cors: list[dict], passed: bool) -> str:
     sections = [("Verdict", f"<p><b>{'PASS' if passed else 'FAIL'}</b> &mdash; preset {ctx.world['preset']}, "
                             f"seed {ctx.seed}, parameter_hash {ctx.receipt['parameter_hash'][:16]}&hellip;</p>"),
@@ -305,37 +233,20 @@ def summary_page(ctx: RunContext, d: dict, chk: Checks, cors: list[dict], passed
 def run(ctx: RunContext) -> None:
     rep = state_report("S9")
     pol = {name: policy(ctx, name, "S9") for name in POLICIES}
-    chk = Checks()
-    d = load_all(ctx, chk)
+    chk = Checks(CODE)
+    d = load_datasets(ctx, SEG, chk)
     acct, cors = {}, []
     if not chk.failed:
         check_fk(d, chk)
         check_conservation(d, chk)
-        totals = replay(ctx, d, pol, chk)
-        acct = check_rng(ctx, totals, chk)
+        replayed = replay(ctx, d, pol, chk)
+        acct = rng_accounting(ctx, SEG, ("S0", "S1", "S2", "S4", "S6", "S7"), replayed, chk)
         cors = corridors(ctx, d, pol, chk)
     passed = not chk.failed
-    cat_dir = contracts.dataset_path(ctx.results, "outlet_catalogue")
-    egress = hashgate.egress_checksums(ctx.results, [cat_dir])
-    sealed = ctx.results / SEG / "S0" / "sealed_inputs.json"
-    files = {
-        "validation_report.json": dumps({"segment": SEG, "status": "PASS" if passed else "FAIL", "checks": chk.rows}),
-        "summary.json": dumps({"segment": SEG, "passed": passed, "failed_checks": chk.failed,
-                               "checks": {r["check"]: {"verdict": r["verdict"], "code": r["code"]} for r in chk.rows}}),
-        "rng_accounting.json": dumps({"families": acct}),
-        "corridors.json": dumps({"corridors": cors}),
-        hashgate.EGRESS: dumps(egress),
-        "lineage.json": dumps({**ctx.identity, "sealed_inputs_sha256": sha256_file(sealed) if sealed.exists() else None}),
-    }
-    blobs = {k: v.encode() for k, v in files.items()}
-    blobs["issues.csv"] = _issues_csv(chk.rows)
-    digest = hashgate.publish_bundle(ctx.results / SEG, blobs, passed, CODE)
     summary = ctx.results / SEG / "S9" / "summary.html"
     publish_text(summary_page(ctx, d, chk, cors, passed), summary, CODE, overwrite=True)
     rep.count(checks=len(chk.rows), failed=len(chk.failed))
-    rep.data["bundle_digest"] = digest
     rep.rng(None)
     rep.write(report_path(ctx, "S9"), "PASS" if passed else "FAIL")
-    if not passed:
-        raise EngineFailure(f"{CODE}.VALIDATION_FAILED", "failed checks: " + ", ".join(chk.failed) +
-                            "; see results/1A/validation/validation_report.json", {"segment": SEG})
+    validation.publish(ctx, SEG, chk, {"rng_accounting.json": {"families": acct}, "corridors.json": {"corridors": cors}},
+                       egress=["outlet_catalogue"])

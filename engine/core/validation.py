@@ -1,0 +1,125 @@
+"""The shape every segment's validation state shares: checks, dataset re-reads, the bundle."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import polars as pl
+import pyarrow as pa
+
+from . import contracts, hashgate
+from .context import RunContext
+from .errors import EngineFailure
+from .identity import dumps, sha256_file
+from .publish import read_dataset
+
+
+class Checks:
+    """Every check with its figure, threshold and verdict; codes are `<SEG>.<STATE>.<CHECK>`."""
+
+    def __init__(self, code: str):
+        self.code = code
+        self.rows: list[dict] = []
+
+    def add(self, name: str, ok: bool, figure=None, threshold=None, detail: str = "", severity: str = "fail") -> bool:
+        verdict = "PASS" if ok else ("FAIL" if severity == "fail" else "WARN")
+        self.rows.append({"check": name, "code": f"{self.code}.{name.upper()}", "figure": _plain(figure),
+                          "threshold": _plain(threshold), "verdict": verdict, "detail": detail})
+        return ok
+
+    @property
+    def failed(self) -> list[str]:
+        return [r["check"] for r in self.rows if r["verdict"] == "FAIL"]
+
+
+def _plain(x):
+    """JSON-stable figures: floats rounded to 10 significant places."""
+    if isinstance(x, float):
+        return float(f"{x:.10g}")
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def load_datasets(ctx: RunContext, segment: str, chk: Checks, extra: tuple[str, ...] = ()) -> dict[str, pl.DataFrame]:
+    """Re-read every dataset of `segment` (plus `extra` upstream ids) against its contract and
+    this run's identity; dictionary columns come back as strings."""
+    ids = [d for d, e in contracts.dictionary().items() if e["segment"] == segment] + list(extra)
+    out = {}
+    for ds in ids:
+        try:
+            t = read_dataset(contracts.dataset_path(ctx.results, ds), chk.code, ds)
+            contracts.validate_table(t, ds, chk.code)
+            meta = t.schema.metadata or {}
+            bad = [k for k in ("seed", "parameter_hash", "manifest_fingerprint")
+                   if meta.get(k.encode(), b"").decode() != str(ctx.identity[k])]
+            chk.add(f"schema_{ds}", not bad, figure=t.num_rows, detail=("identity differs: " + ",".join(bad)) if bad else "")
+            cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in t.columns]
+            out[ds] = pl.from_arrow(pa.table(cols, names=t.column_names))
+        except EngineFailure as exc:
+            chk.add(f"schema_{ds}", False, detail=exc.line())
+    return out
+
+
+def frames_equal(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    return a.columns == b.columns and a.height == b.height and a.equals(b, null_equal=True)
+
+
+def rng_accounting(ctx: RunContext, segment: str, states: tuple[str, ...], expected: dict, chk: Checks) -> dict:
+    """Compare traced (events, draws, blocks) per family with what the replays consumed."""
+    traced = {}
+    for state in states:
+        p = ctx.results / segment / "rng" / f"{state}.trace.json"
+        if not p.exists():
+            chk.add(f"rng_trace_{state}", False, detail=f"missing {p}")
+            continue
+        traced.update(json.loads(p.read_text()))
+    acct = {}
+    for fam, want in sorted(expected.items()):
+        got = {k: traced.get(fam, {}).get(k) for k in ("events", "draws", "blocks")}
+        acct[fam] = {"expected": want, "traced": got, "match": got == want}
+        chk.add(f"rng_budget_{fam.split('.', 1)[1]}", got == want, figure=got.get("draws"), threshold=want["draws"])
+    return acct
+
+
+def totals(end_states) -> dict:
+    """(events, draws, blocks) of replayed end states, as the rng trace counts them."""
+    return {"events": int((end_states[:, 4] > 0).sum()), "draws": int(end_states[:, 3].sum()),
+            "blocks": int(end_states[:, 4].sum())}
+
+
+def issues_csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["check", "code", "verdict", "figure", "threshold", "detail"])
+    for r in rows:
+        if r["verdict"] != "PASS":
+            w.writerow([r["check"], r["code"], r["verdict"], json.dumps(r["figure"]), json.dumps(r["threshold"]),
+                        r["detail"]])
+    return buf.getvalue().encode()
+
+
+def publish(ctx: RunContext, segment: str, chk: Checks, files: dict[str, object], egress: list[str]) -> str:
+    """Write the bundle (report, summary, issues, egress checksums, lineage + `files`), the flag
+    on PASS; on FAIL raise `<SEG>.<STATE>.VALIDATION_FAILED` naming the failed checks."""
+    passed = not chk.failed
+    sealed = ctx.results / segment / "S0" / "sealed_inputs.json"
+    blobs = {name: dumps(obj).encode() for name, obj in files.items()}
+    blobs.update({
+        "validation_report.json": dumps({"segment": segment, "status": "PASS" if passed else "FAIL",
+                                         "checks": chk.rows}).encode(),
+        "summary.json": dumps({"segment": segment, "passed": passed, "failed_checks": chk.failed,
+                               "checks": {r["check"]: {"verdict": r["verdict"], "code": r["code"]}
+                                          for r in chk.rows}}).encode(),
+        "issues.csv": issues_csv(chk.rows),
+        hashgate.EGRESS: dumps(hashgate.egress_checksums(
+            ctx.results, [contracts.dataset_path(ctx.results, d) for d in egress])).encode(),
+        "lineage.json": dumps({**ctx.identity,
+                               "sealed_inputs_sha256": sha256_file(sealed) if sealed.exists() else None}).encode(),
+    })
+    digest = hashgate.publish_bundle(ctx.results / segment, blobs, passed, chk.code)
+    if not passed:
+        raise EngineFailure(f"{chk.code}.VALIDATION_FAILED", "failed checks: " + ", ".join(chk.failed) +
+                            f"; see results/{segment}/validation/validation_report.json", {"segment": segment})
+    return digest

@@ -1,0 +1,95 @@
+"""Shared 1B helpers: policies, streams, grid arithmetic, country geometry as numba rings."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import shapely
+
+from engine.core import rng
+from engine.core.context import RunContext, StateReport
+from engine.core.contracts import load_policy
+from engine.core.errors import EngineFailure
+from engine.core.identity import dumps
+from engine.core.publish import publish_text
+
+SEG = "1B"
+POLICIES = ("grid", "tile_weights", "requirements", "alloc_plan", "jitter", "validation")
+
+
+def policy(ctx: RunContext, name: str, state: str) -> dict:
+    return load_policy(ctx.cfg(SEG, f"{name}.yaml"), SEG, name, f"{SEG}.{state}")
+
+
+def state_report(state: str) -> StateReport:
+    return StateReport(SEG, state)
+
+
+def report_path(ctx: RunContext, state: str):
+    return ctx.results / SEG / state / "run_report.json"
+
+
+def write_trace(ctx: RunContext, state: str, trace: rng.RngTrace) -> dict:
+    d = trace.to_dict()
+    publish_text(dumps(d), ctx.results / SEG / "rng" / f"{state}.trace.json", f"{SEG}.{state}", overwrite=True)
+    return d
+
+
+def streams(ctx: RunContext, family: str, keys: list[str]) -> np.ndarray:
+    return rng.derive_streams(f"{SEG}.{family}", ctx.receipt["manifest_fingerprint"],
+                              ctx.receipt["parameter_hash"], ctx.seed, "", keys)
+
+
+def pair_keys(df: pl.DataFrame) -> list[str]:
+    """Domain key `merchant_id|iso` of a (merchant, country) pair."""
+    return df.select(pl.format("{}|{}", "merchant_id", "legal_country_iso")).to_series().to_list()
+
+
+def site_keys(df: pl.DataFrame) -> list[str]:
+    """Domain key `merchant_id|iso|site_order` of a site."""
+    return df.select(pl.format("{}|{}|{}", "merchant_id", "legal_country_iso", "site_order")).to_series().to_list()
+
+
+# ---------------------------------------------------------------- grid
+
+def grid_shape(g: float) -> tuple[int, int]:
+    return int(round(180 / g)), int(round(360 / g))
+
+
+def tile_of(lat: np.ndarray, lon: np.ndarray, g: float) -> np.ndarray:
+    """tile_id = row * ncols + col, row 0 the northernmost band, col 0 at -180."""
+    nrows, ncols = grid_shape(g)
+    r = np.clip(np.floor((90.0 - lat) / g).astype(np.int64), 0, nrows - 1)
+    c = np.clip(np.floor((lon + 180.0) / g).astype(np.int64), 0, ncols - 1)
+    return (r * ncols + c).astype(np.uint64)
+
+
+# ---------------------------------------------------------------- geometry
+
+def load_geometry(ctx: RunContext, code: str) -> pl.DataFrame:
+    p = ctx.results / "reference" / "country_geometry.csv"
+    if not p.exists():
+        raise EngineFailure(f"{code}.REFERENCE_MISSING", "country geometry table missing; run the "
+                            "reference_tables rule", {"file": str(p)})
+    df = pl.read_csv(p, schema_overrides={"wkt": pl.String})
+    return df.with_columns(pl.Series("geom", shapely.from_wkt(df["wkt"].to_numpy()), dtype=pl.Object))
+
+
+def rings(geoms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten (multi)polygons for the numba point-in-polygon kernel.
+
+    Returns xs, ys (vertices), ring_off (start of each ring in xs) and geom_off (first ring
+    of each geometry). Even-odd over all rings of a geometry = inside it (holes included).
+    """
+    xs, ys, ring_off, geom_off = [], [], [0], [0]
+    for g in geoms:
+        n_r = 0
+        for poly in getattr(g, "geoms", [g]):
+            for ring in [poly.exterior, *poly.interiors]:
+                c = np.asarray(ring.coords)
+                xs.append(c[:, 0])
+                ys.append(c[:, 1])
+                ring_off.append(ring_off[-1] + len(c))
+                n_r += 1
+        geom_off.append(geom_off[-1] + n_r)
+    cat = lambda a: np.concatenate(a) if a else np.zeros(0)
+    return cat(xs), cat(ys), np.asarray(ring_off, np.int64), np.asarray(geom_off, np.int64)
