@@ -12,12 +12,18 @@ from engine.core.context import ROOT, RunContext
 from engine.refdata import build as refdata
 from engine.seg1A import (s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency,
                           s6_selection, s7_allocation, s8_catalogue, s9_validation)
+from engine.seg1B import (s0_gate, s1_tiles, s2_weights, s3_requirements, s4_alloc, s5_assign, s6_jitter,
+                          s7_synthesis, s8_egress)
+from engine.seg1B import s9_validation as s9_validation_1B
 
 STATES = {
     "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
            ("S3", s3_candidates.run), ("S4", s4_ztp.run), ("S5", s5_currency.run),
            ("S6", s6_selection.run), ("S7", s7_allocation.run), ("S8", s8_catalogue.run),
            ("S9", s9_validation.run)],
+    "1B": [("S0", s0_gate.run), ("S1", s1_tiles.run), ("S2", s2_weights.run), ("S3", s3_requirements.run),
+           ("S4", s4_alloc.run), ("S5", s5_assign.run), ("S6", s6_jitter.run), ("S7", s7_synthesis.run),
+           ("S8", s8_egress.run), ("S9", s9_validation_1B.run)],
 }
 
 

@@ -42,7 +42,8 @@ def masses(tiles: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     mix = cfg["basis_mix"] if cfg["basis"] == "blend" else {k: float(k == cfg["basis"]) for k in
                                                             ("population", "area_m2", "uniform")}
     t = tiles.with_columns((pl.col("population").cast(pl.Float64) ** cfg["city_pop_exponent"]).alias("pop_m"))
-    terms = {"population": pl.col("pop_m"), "area_m2": pl.col("pixel_area_m2"), "uniform": pl.lit(1.0)}
+    one = pl.col("pixel_area_m2").is_not_null().cast(pl.Float64)     # 1.0 per row (a literal would not broadcast in sum)
+    terms = {"population": pl.col("pop_m"), "area_m2": pl.col("pixel_area_m2"), "uniform": one}
     share = {k: (e / e.sum().over("country_iso")) for k, e in terms.items()}
     live = {k: (e.sum().over("country_iso") > 0) for k, e in terms.items()}
     beta_live = sum(pl.when(live[k]).then(mix[k]).otherwise(0.0) for k in terms)
