@@ -10,9 +10,10 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/1A.smk"
+include: "rules/1B.smk"
 
 
 rule all:
     input:
-        "results/1A/_passed.flag",
+        "results/1B/_passed.flag",
     default_target: True

@@ -1,4 +1,4 @@
-"""Tiny-world fixtures: the engine is run once per session (twice for determinism)."""
+"""Tiny-world fixtures: 1A+1B are built once per session (twice, for determinism)."""
 from __future__ import annotations
 
 import shutil
@@ -10,21 +10,26 @@ from engine import pipeline
 from engine.core.context import ROOT, RunContext
 
 
-def build_1A(results: Path, root: Path = ROOT, **cfg) -> RunContext:
+def build(results: Path, root: Path = ROOT, segments=("1A",), **cfg) -> RunContext:
     config = pipeline.load_config(root, preset="tiny", **cfg)
     ctx = pipeline.prepare(results, config, root=root)
-    pipeline.run_segment(ctx, "1A")
+    for seg in segments:
+        pipeline.run_segment(ctx, seg)
     return ctx
+
+
+def build_1A(results: Path, root: Path = ROOT, **cfg) -> RunContext:
+    return build(results, root, ("1A",), **cfg)
 
 
 @pytest.fixture(scope="session")
 def world_a(tmp_path_factory) -> RunContext:
-    return build_1A(tmp_path_factory.mktemp("a") / "results")
+    return build(tmp_path_factory.mktemp("a") / "results", segments=("1A", "1B"))
 
 
 @pytest.fixture(scope="session")
 def world_b(tmp_path_factory) -> RunContext:
-    return build_1A(tmp_path_factory.mktemp("b") / "results")
+    return build(tmp_path_factory.mktemp("b") / "results", segments=("1A", "1B"))
 
 
 @pytest.fixture()

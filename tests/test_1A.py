@@ -23,19 +23,20 @@ def _read(ctx, ds):
 
 
 def _parquet_files(results):
-    return sorted(p.relative_to(results).as_posix() for p in (results / "1A").rglob("*.parquet"))
+    return sorted(p.relative_to(results).as_posix() for p in results.rglob("*.parquet"))
 
 
 # ---------------------------------------------------------------- determinism
 
 def test_two_runs_are_byte_identical(world_a, world_b):
     fa, fb = _parquet_files(world_a.results), _parquet_files(world_b.results)
-    assert fa == fb and len(fa) == len(SEG_DATASETS)
+    assert fa == fb and len(fa) == len(contracts.dictionary())
     for rel in fa:
         assert (world_a.results / rel).read_bytes() == (world_b.results / rel).read_bytes(), rel
-    flag = (world_a.results / "1A" / "_passed.flag").read_text()
-    assert flag == (world_b.results / "1A" / "_passed.flag").read_text()
-    assert flag.startswith("sha256_hex = ") and len(flag.strip()) == 13 + 64
+    for seg in ("1A", "1B"):
+        flag = (world_a.results / seg / "_passed.flag").read_text()
+        assert flag == (world_b.results / seg / "_passed.flag").read_text()
+        assert flag.startswith("sha256_hex = ") and len(flag.strip()) == 13 + 64
     for s in ("S0", "S1", "S2", "S4", "S6", "S7"):
         t = f"1A/rng/{s}.trace.json"
         assert (world_a.results / t).read_bytes() == (world_b.results / t).read_bytes()
