@@ -1,6 +1,6 @@
-"""Time every 1A state on a preset and print rows/s.
+"""Time every state of the built segments on a preset and print rows/s.
 
-    python benchmarks/bench_1A.py --preset dev full
+    python benchmarks/bench_world.py --preset dev full
 
 A tiny world runs first so numba's compile cache is warm; each preset then builds in a
 fresh temporary results directory. Rows are those of the state's main output.
@@ -18,9 +18,15 @@ import pyarrow.parquet as pq
 from engine import pipeline
 from engine.core import contracts
 
-MAIN = {"S0": "merchant_ids", "S1": "s1_hurdle", "S2": "s2_nb_outlets", "S3": "s3_candidate_set",
-        "S4": "s4_ztp_target", "S5": "ccy_country_weights", "S6": "s6_membership", "S7": "s7_allocation",
-        "S8": "outlet_catalogue", "S9": "outlet_catalogue"}
+MAIN = {
+    "1A": {"S0": "merchant_ids", "S1": "s1_hurdle", "S2": "s2_nb_outlets", "S3": "s3_candidate_set",
+           "S4": "s4_ztp_target", "S5": "ccy_country_weights", "S6": "s6_membership", "S7": "s7_allocation",
+           "S8": "outlet_catalogue", "S9": "outlet_catalogue"},
+    "1B": {"S0": "outlet_catalogue", "S1": "tile_index", "S2": "tile_weights", "S3": "s3_requirements",
+           "S4": "s4_alloc_plan", "S5": "s5_site_tile_assignment", "S6": "s6_site_jitter",
+           "S7": "s7_site_synthesis", "S8": "site_locations", "S9": "site_locations"},
+}
+SEGMENTS = tuple(MAIN)
 
 
 def bench(preset: str) -> list[tuple[str, int, float]]:
@@ -28,11 +34,12 @@ def bench(preset: str) -> list[tuple[str, int, float]]:
         results = Path(tmp) / "results"
         ctx = pipeline.prepare(results, pipeline.load_config(preset=preset))
         timings: dict[str, float] = {}
-        pipeline.run_segment(ctx, "1A", timings)
+        for seg in SEGMENTS:
+            pipeline.run_segment(ctx, seg, timings)
         out = []
         for key, secs in timings.items():
-            state = key.split(".")[1]
-            rows = pq.read_metadata(next(contracts.dataset_path(results, MAIN[state]).glob("*.parquet"))).num_rows
+            ds = MAIN[key.split(".")[0]][key.split(".")[1]]
+            rows = sum(pq.read_metadata(f).num_rows for f in contracts.dataset_path(results, ds).glob("*.parquet"))
             out.append((key, rows, secs))
         return out
 
@@ -47,10 +54,10 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = bench(preset)
         total = time.perf_counter() - t0
-        print(f"\n1A on preset {preset} ({total:.1f}s wall, incl. reference tables + receipt)")
+        print(f"\n{'+'.join(SEGMENTS)} on preset {preset} ({total:.1f}s wall, incl. reference tables + receipt)")
         print(f"{'state':<8}{'rows':>10}{'seconds':>10}{'rows/s':>12}  output")
         for key, n, secs in rows:
-            print(f"{key:<8}{n:>10,}{secs:>10.3f}{n / secs:>12,.0f}  {MAIN[key.split('.')[1]]}")
+            print(f"{key:<8}{n:>10,}{secs:>10.3f}{n / secs:>12,.0f}  {MAIN[key.split('.')[0]][key.split('.')[1]]}")
 
 
 if __name__ == "__main__":
