@@ -9,17 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.core.rng import next_u01
+from engine.core.rng import make_state, next_u01
 from engine.core.samplers import gamma_mt, poisson
-
-
-@njit(cache=True)
-def _state(row):
-    st = np.zeros(5, dtype=np.uint64)
-    st[0] = row[0]
-    st[1] = row[1]
-    st[2] = row[2]
-    return st
 
 
 @njit(cache=True)
@@ -29,7 +20,7 @@ def uniforms_masked(streams, k, mask):
     out = np.full((n, k), np.nan)
     end = np.zeros((n, 5), dtype=np.uint64)
     for i in range(n):
-        st = _state(streams[i])
+        st = make_state(streams[i, 0], streams[i, 1], streams[i, 2])
         if mask[i]:
             for j in range(k):
                 out[i, j] = next_u01(st)
@@ -50,7 +41,7 @@ def ztp(streams, lam, max_attempts):
     exhausted = np.zeros(n, dtype=np.bool_)
     end = np.zeros((n, 5), dtype=np.uint64)
     for i in range(n):
-        st = _state(streams[i])
+        st = make_state(streams[i, 0], streams[i, 1], streams[i, 2])
         if lam[i] > 0.0:
             exhausted[i] = True
             for a in range(1, max_attempts + 1):
@@ -71,7 +62,7 @@ def csr_uniforms(streams, offsets):
     u = np.empty(offsets[n])
     end = np.zeros((n, 5), dtype=np.uint64)
     for i in range(n):
-        st = _state(streams[i])
+        st = make_state(streams[i, 0], streams[i, 1], streams[i, 2])
         for j in range(offsets[i], offsets[i + 1]):
             u[j] = next_u01(st)
         end[i] = st
@@ -85,7 +76,7 @@ def csr_gamma(streams, offsets, alpha, draw):
     g = np.full(offsets[n], np.nan)
     end = np.zeros((n, 5), dtype=np.uint64)
     for i in range(n):
-        st = _state(streams[i])
+        st = make_state(streams[i, 0], streams[i, 1], streams[i, 2])
         if draw[i]:
             for j in range(offsets[i], offsets[i + 1]):
                 g[j] = gamma_mt(st, alpha[j])

@@ -7,16 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.core.rng import next_u01, next_u01_pair
-
-
-@njit(cache=True)
-def _state(row):
-    st = np.zeros(5, dtype=np.uint64)
-    st[0] = row[0]
-    st[1] = row[1]
-    st[2] = row[2]
-    return st
+from engine.core.rng import make_state, next_u01, next_u01_pair
 
 
 @njit(cache=True)
@@ -44,7 +35,7 @@ def allocate_pairs(streams, pair_country, pair_n, ctry_off, weight_fp, k_total, 
     r = np.empty(width, np.int64)
     out = 0
     for p in range(n_pairs):
-        st = _state(streams[p])
+        st = make_state(streams[p, 0], streams[p, 1], streams[p, 2])
         c = pair_country[p]
         lo = ctry_off[c]
         m = ctry_off[c + 1] - lo
@@ -94,7 +85,7 @@ def assign_sites(streams, pair_off, tile_runs):
     out = np.empty(pair_off[n_pairs], tile_runs.dtype)
     end = np.zeros((n_pairs, 5), np.uint64)
     for p in range(n_pairs):
-        st = _state(streams[p])
+        st = make_state(streams[p, 0], streams[p, 1], streams[p, 2])
         lo = pair_off[p]
         n = pair_off[p + 1] - lo
         u = np.empty(n)
@@ -139,7 +130,7 @@ def jitter_sites(streams, rect, geom_idx, interior, anchor, max_attempts, xs, ys
     fallback = np.zeros(n, np.bool_)
     end = np.zeros((n, 5), np.uint64)
     for s in range(n):
-        st = _state(streams[s])
+        st = make_state(streams[s, 0], streams[s, 1], streams[s, 2])
         ok = False
         for a in range(max_attempts):
             u_lon, u_lat = next_u01_pair(st)
