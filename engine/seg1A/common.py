@@ -1,23 +1,21 @@
 """Shared 1A helpers: policy loading, MCC rule matching, state bookkeeping."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from engine.core import rng
-from engine.core.contracts import load_policy
-from engine.core.context import RunContext, StateReport
-from engine.core.identity import dumps
-from engine.core.publish import publish_text
+from engine.core.context import RunContext
+from engine.core.segment import Segment
 
 SEG = "1A"
 POLICIES = ("universe", "hurdle_nb", "crossborder", "currency", "selection", "allocation", "validation")
 CHANNELS = ("card_present", "card_not_present")
 
 
-def policy(ctx: RunContext, name: str, state: str = "S0") -> dict:
-    return load_policy(ctx.cfg(SEG, f"{name}.yaml"), SEG, name, f"{SEG}.{state}")
+_SEGMENT = Segment(SEG)
+policy = _SEGMENT.policy
+state_report = _SEGMENT.report
+report_path = _SEGMENT.report_path
+write_trace = _SEGMENT.write_trace
 
 
 def mcc_in(mcc: np.ndarray, codes=(), ranges=()) -> np.ndarray:
@@ -39,24 +37,8 @@ def mcc_offsets(mcc: np.ndarray, block: dict) -> np.ndarray:
 
 
 def streams(ctx: RunContext, family: str, merchant_ids: np.ndarray) -> np.ndarray:
-    """One stream per merchant for `1A.<family>` (one SHA-256 each)."""
-    keys = [str(int(m)) for m in merchant_ids.tolist()]
-    return rng.derive_streams(f"{SEG}.{family}", ctx.receipt["manifest_fingerprint"],
-                              ctx.receipt["parameter_hash"], ctx.seed, "", keys)
-
-
-def state_report(state: str) -> StateReport:
-    return StateReport(SEG, state)
-
-
-def report_path(ctx: RunContext, state: str) -> Path:
-    return ctx.results / SEG / state / "run_report.json"
-
-
-def write_trace(ctx: RunContext, state: str, trace: "rng.RngTrace") -> dict:
-    d = trace.to_dict()
-    publish_text(dumps(d), ctx.results / SEG / "rng" / f"{state}.trace.json", f"{SEG}.{state}", overwrite=True)
-    return d
+    """One stream per merchant for `1A.<family>`, keyed by the merchant id."""
+    return _SEGMENT.streams(ctx, family, [str(int(m)) for m in merchant_ids.tolist()])
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -5,38 +5,20 @@ import numpy as np
 import polars as pl
 import shapely
 
-from engine.core import rng
-from engine.core.context import RunContext, StateReport
-from engine.core.contracts import load_policy
+from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
-from engine.core.identity import dumps
-from engine.core.publish import publish_text
+from engine.core.segment import Segment
 
 SEG = "1B"
 POLICIES = ("grid", "tile_weights", "requirements", "alloc_plan", "jitter", "validation")
 
 
-def policy(ctx: RunContext, name: str, state: str) -> dict:
-    return load_policy(ctx.cfg(SEG, f"{name}.yaml"), SEG, name, f"{SEG}.{state}")
-
-
-def state_report(state: str) -> StateReport:
-    return StateReport(SEG, state)
-
-
-def report_path(ctx: RunContext, state: str):
-    return ctx.results / SEG / state / "run_report.json"
-
-
-def write_trace(ctx: RunContext, state: str, trace: rng.RngTrace) -> dict:
-    d = trace.to_dict()
-    publish_text(dumps(d), ctx.results / SEG / "rng" / f"{state}.trace.json", f"{SEG}.{state}", overwrite=True)
-    return d
-
-
-def streams(ctx: RunContext, family: str, keys: list[str]) -> np.ndarray:
-    return rng.derive_streams(f"{SEG}.{family}", ctx.receipt["manifest_fingerprint"],
-                              ctx.receipt["parameter_hash"], ctx.seed, "", keys)
+_SEGMENT = Segment(SEG)
+policy = _SEGMENT.policy
+state_report = _SEGMENT.report
+report_path = _SEGMENT.report_path
+write_trace = _SEGMENT.write_trace
+streams = _SEGMENT.streams
 
 
 def pair_keys(df: pl.DataFrame) -> list[str]:
