@@ -176,3 +176,11 @@ def test_site_locations_readable_by_duckdb(world_a):
 def test_lat_lon_ranges(world_a):
     sl = _read(world_a, "site_locations")
     assert np.all(np.abs(sl["lat_deg"].to_numpy()) <= 90) and np.all(np.abs(sl["lon_deg"].to_numpy()) <= 180)
+
+
+def test_alloc_refuses_requirement_without_weights(world_a):
+    req = pl.DataFrame({"merchant_id": pl.Series([1], dtype=pl.UInt64), "legal_country_iso": ["ZZ"],
+                        "n_sites": pl.Series([3], dtype=pl.Int64)})
+    with pytest.raises(EngineFailure) as e:
+        s4_alloc.allocate(world_a, req, _read(world_a, "tile_weights"), sampled=True)
+    assert e.value.code == "1B.S4.MISSING_TILE_WEIGHTS" and "ZZ" in e.value.line()

@@ -24,6 +24,10 @@ def country_layout(weights: pl.DataFrame) -> tuple[list[str], np.ndarray, pl.Dat
 
 def allocate(ctx: RunContext, req: pl.DataFrame, weights: pl.DataFrame, sampled: bool):
     isos, offs, w = country_layout(weights)
+    missing = req.filter(~pl.col("legal_country_iso").is_in(isos))
+    if missing.height:
+        raise EngineFailure(f"{CODE}.MISSING_TILE_WEIGHTS", "a required country has no tile weights; rebuild "
+                            "tile_weights (rule seg1B_s2_weights)", {"country": missing["legal_country_iso"][0]})
     dp = int(w["dp"][0])
     pc = req["legal_country_iso"].cast(pl.Enum(isos)).to_physical().to_numpy().astype(np.int64)
     st = streams(ctx, "alloc_remainder", pair_keys(req))
