@@ -46,7 +46,6 @@ import hashlib
 import json
 import struct
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from numba import njit
@@ -223,18 +222,20 @@ def derive_stream(family_id: str, manifest_fingerprint: str, parameter_hash: str
 
 
 def derive_streams(family_id: str, manifest_fingerprint: str, parameter_hash: str, seed: int,
-                   scenario_id: str, domain_keys: Sequence[str]) -> np.ndarray:
-    """uint64 (n, 3) array of (key, ctr_hi, ctr_lo), one SHA-256 per domain key."""
-    base = _prefix(family_id, manifest_fingerprint, parameter_hash, seed, scenario_id)
-    n = len(domain_keys)
-    buf = bytearray(24 * n)
-    unpack = struct.Struct(">QQQ")
-    pack = struct.Struct("<QQQ")
-    for i, dk in enumerate(domain_keys):
-        h = base.copy()
-        h.update(_uer(dk))
-        pack.pack_into(buf, 24 * i, *unpack.unpack_from(h.digest()))
-    return np.frombuffer(bytes(buf), dtype="<u8").reshape(n, 3).astype(np.uint64, copy=False)
+                   scenario_id: str, domain_keys) -> np.ndarray:
+    """uint64 (n, 3) array of (key, ctr_hi, ctr_lo), one SHA-256 per domain key.
+
+    `domain_keys` is a sequence of str or an Arrow string array; the common prefix is hashed
+    once and the per-key tails in a numba kernel (engine.core.sha256), so there is no Python
+    loop per key. `derive_stream` (hashlib) is the reference it is tested against.
+    """
+    import pyarrow as pa
+    from .sha256 import sha256_rows, words_to_u64
+    prefix = (_uer(RNG_DOMAIN) + _uer(family_id) + _uer(manifest_fingerprint) + _uer(parameter_hash)
+              + _le64(seed) + _uer(scenario_id or ""))
+    keys = domain_keys if isinstance(domain_keys, (pa.Array, pa.ChunkedArray)) else pa.array(domain_keys, pa.string())
+    w = sha256_rows(keys, prefix, uer=True)
+    return np.column_stack([words_to_u64(w, 0), words_to_u64(w, 1), words_to_u64(w, 2)]).astype(np.uint64)
 
 
 # --------------------------------------------------------------------------- trace

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from engine.core.context import RunContext
 from engine.core.segment import Segment
@@ -38,7 +39,7 @@ def mcc_offsets(mcc: np.ndarray, block: dict) -> np.ndarray:
 
 def streams(ctx: RunContext, family: str, merchant_ids: np.ndarray) -> np.ndarray:
     """One stream per merchant for `1A.<family>`, keyed by the merchant id."""
-    return _SEGMENT.streams(ctx, family, [str(int(m)) for m in merchant_ids.tolist()])
+    return _SEGMENT.streams(ctx, family, pa.array(np.asarray(merchant_ids, np.uint64)).cast(pa.string()))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ def expand(b: pl.DataFrame, seed: int) -> pl.DataFrame:
                           .alias("site_order"))
            .explode("site_order")
            .sort("merchant_id", "legal_country_iso", "site_order"))
-    sid = ids.site_ids(cat["merchant_id"].to_numpy(), cat["legal_country_iso"].to_list(),
+    sid = ids.site_ids(cat["merchant_id"].to_numpy(), cat["legal_country_iso"],
                        cat["site_order"].to_numpy())
     return cat.with_columns(pl.Series("site_id", sid), pl.lit(seed, pl.UInt64).alias("global_seed")).select(
         "merchant_id", "legal_country_iso", "site_order", "site_id", "home_country_iso", "single_vs_multi_flag",

@@ -21,14 +21,14 @@ write_trace = _SEGMENT.write_trace
 streams = _SEGMENT.streams
 
 
-def pair_keys(df: pl.DataFrame) -> list[str]:
-    """Domain key `merchant_id|iso` of a (merchant, country) pair."""
-    return df.select(pl.format("{}|{}", "merchant_id", "legal_country_iso")).to_series().to_list()
+def pair_keys(df: pl.DataFrame):
+    """Domain key `merchant_id|iso` of each (merchant, country) pair, as an Arrow string array."""
+    return df.select(pl.format("{}|{}", "merchant_id", "legal_country_iso")).to_series().to_arrow()
 
 
-def site_keys(df: pl.DataFrame) -> list[str]:
-    """Domain key `merchant_id|iso|site_order` of a site."""
-    return df.select(pl.format("{}|{}|{}", "merchant_id", "legal_country_iso", "site_order")).to_series().to_list()
+def site_keys(df: pl.DataFrame):
+    """Domain key `merchant_id|iso|site_order` of each site, as an Arrow string array."""
+    return df.select(pl.format("{}|{}|{}", "merchant_id", "legal_country_iso", "site_order")).to_series().to_arrow()
 
 
 # ---------------------------------------------------------------- grid
