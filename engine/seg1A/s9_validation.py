@@ -156,8 +156,14 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
            .join(w.select(pl.col("currency").alias("kappa"), "country_iso", "weight"), on=["kappa", "country_iso"],
                  how="left").with_columns(pl.col("weight").fill_null(0.0)).sort("merchant_id", "candidate_rank"))
     shared, st, end = s7_allocation.shares(ctx, dom, pol["allocation"])
-    again = s7_allocation.allocate(shared, pol["allocation"]["dp_resid"]).drop("n_outlets", "h", "is_home")
+    full = s7_allocation.allocate(shared, pol["allocation"]["dp_resid"])
+    again = full.drop("n_outlets", "h", "is_home")
     chk.add("replay_s7_allocation", frames_equal(again.with_columns(pl.col("count").cast(pl.Int32)), d["s7_allocation"]))
+    # home floor: the recorded home count is at least ⌊h·N⌋
+    home = full.filter(pl.col("is_home")).join(d["s7_allocation"].select("merchant_id", "country_iso", "count"),
+                                               on=["merchant_id", "country_iso"], suffix="_rec")
+    low = home.filter(pl.col("count_rec") < (pl.col("h") * pl.col("n_outlets")).floor()).height
+    chk.add("s7_home_floor", low == 0, figure=low, threshold=0)
     tally("dirichlet_gamma", st, end)
     return totals
 
