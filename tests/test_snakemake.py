@@ -58,3 +58,13 @@ def test_bad_config_is_named_before_any_work(workdir, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "preset" in (r.stdout + r.stderr) and "huge" in (r.stdout + r.stderr)
+
+
+def test_conda_env_pins_match_pyproject():
+    import tomllib
+    import yaml
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((ROOT / "envs" / "engine.yaml").read_text())["dependencies"]
+    pip = next(d["pip"] for d in env if isinstance(d, dict))
+    norm = lambda xs: {x.replace(" ", "") for x in xs if not x.startswith("snakemake")}
+    assert norm(project) == norm(pip)
