@@ -4,6 +4,10 @@ from __future__ import annotations
 import html
 
 
+def _cell(v) -> str:
+    return html.escape(f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v))
+
+
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "<p><em>none</em></p>"
@@ -12,7 +16,7 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     body = []
     for r in rows:
         cls = ' class="fail"' if r.get("verdict") == "FAIL" or r.get("pass") is False else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>")
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
