@@ -222,3 +222,12 @@ def test_validation_fails_on_tampered_trace(world_copy):
         s9_validation.run(world_copy)
     assert "rng_budget_gumbel_key" in e.value.message
     assert not (world_copy.results / "1A" / "_passed.flag").exists()
+
+
+def test_eligibility_rule_with_unknown_country_is_named(config_copy, tmp_path):
+    p = config_copy / "config/1A/crossborder.yaml"
+    p.write_text(p.read_text().replace("iso: [BY, CU, IR", "iso: [XQ, CU, IR"))
+    with pytest.raises(EngineFailure) as e:
+        build_1A(tmp_path / "results", root=config_copy)
+    assert e.value.code == "1A.S0.ELIG_RULE_INVALID" and "XQ" in e.value.line()
+    assert _no_outputs(tmp_path / "results")

@@ -119,6 +119,10 @@ def check_eligibility_rules(rules: list[dict], country_isos: set[str], mcc_codes
         if bad_iso:
             raise EngineFailure(f"{CODE}.ELIG_RULE_INVALID", f"rule names unknown country {bad_iso[0]}",
                                 {"file": "config/1A/crossborder.yaml", "rule": r["id"]})
+        bad_mcc = sorted(set(r.get("mcc", {}).get("codes", [])) - mcc_codes)
+        if bad_mcc:
+            raise EngineFailure(f"{CODE}.ELIG_RULE_INVALID", f"rule names MCC {bad_mcc[0]}, which is not in "
+                                "results/reference/mcc_codes.csv", {"file": "config/1A/crossborder.yaml", "rule": r["id"]})
         for lo, hi in r.get("mcc", {}).get("ranges", []):
             if lo > hi:
                 raise EngineFailure(f"{CODE}.ELIG_RULE_INVALID", f"MCC range [{lo}, {hi}] is reversed",
@@ -239,7 +243,8 @@ def run(ctx: RunContext) -> None:
     countries, mccs = load_reference(ctx)
     cref = build_country_ref(countries)
     mcc_codes = np.sort(mccs["mcc"].cast(pl.Int64).to_numpy())
-    check_eligibility_rules(pol["crossborder"]["eligibility"]["rules"], set(cref["country_iso"]), set(mcc_codes))
+    check_eligibility_rules(pol["crossborder"]["eligibility"]["rules"], set(cref["country_iso"]),
+                            set(mcc_codes.tolist()))
     sealed = seal(ctx)
 
     trace = rng.RngTrace()
