@@ -123,3 +123,23 @@ def publish(ctx: RunContext, segment: str, chk: Checks, files: dict[str, object]
         raise EngineFailure(f"{chk.code}.VALIDATION_FAILED", "failed checks: " + ", ".join(chk.failed) +
                             f"; see results/{segment}/validation/validation_report.json", {"segment": segment})
     return digest
+
+
+def page(ctx: RunContext, chk: Checks, title: str, sections: list[tuple[str, str]]) -> str:
+    """The segment's report page: verdict and identity, the segment's own sections, every check."""
+    from . import html
+    verdict = (f"<p><b>{'FAIL' if chk.failed else 'PASS'}</b> &mdash; preset {ctx.world['preset']}, seed {ctx.seed}, "
+               f"parameter_hash {ctx.receipt['parameter_hash'][:16]}&hellip;</p>")
+    return html.page(title, [("Verdict", verdict), *sections,
+                             ("Checks", html.table(chk.rows, ["check", "verdict", "figure", "threshold", "detail"]))])
+
+
+def finish(ctx: RunContext, chk: Checks, rep, summary_html: str, files: dict[str, object], egress: list[str]) -> str:
+    """Write the summary page and the run report, then the bundle (and flag, or the failure)."""
+    from .publish import publish_text
+    state_dir = ctx.results / rep.segment / rep.state
+    publish_text(summary_html, state_dir / "summary.html", chk.code, overwrite=True)
+    rep.count(checks=len(chk.rows), failed=len(chk.failed))
+    rep.rng(None)
+    rep.write(state_dir / "run_report.json", "FAIL" if chk.failed else "PASS")
+    return publish(ctx, rep.segment, chk, files, egress)

@@ -12,12 +12,11 @@ import polars as pl
 
 from engine.core import csr, html, rng, validation
 from engine.core.context import RunContext
-from engine.core.publish import publish_text
 from engine.core.validation import Checks, frames_equal, load_datasets, rng_accounting
 
 from . import kernels, s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency, \
     s6_selection, s7_allocation
-from .common import POLICIES, SEG, policy, report_path, state_report, streams
+from .common import POLICIES, SEG, policy, state_report, streams
 
 CODE = "1A.S9"
 
@@ -219,10 +218,8 @@ def corridors(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> list[dict]:
     return out
 
 
-def summary_page(ctx: RunContext, d: dict, chk: Checks, cors: list[dict], passed: bool) -> str:
-    sections = [("Verdict", f"<p><b>{'PASS' if passed else 'FAIL'}</b> &mdash; preset {ctx.world['preset']}, "
-                            f"seed {ctx.seed}, parameter_hash {ctx.receipt['parameter_hash'][:16]}&hellip;</p>"),
-                ("Corridors", html.table(cors))]
+def summary_page(ctx: RunContext, d: dict, chk: Checks, cors: list[dict]) -> str:
+    sections = [("Corridors", html.table(cors))]
     cat = d.get("outlet_catalogue")
     if cat is not None and cat.height:
         per_country = (cat.group_by("legal_country_iso").len().sort(["len", "legal_country_iso"],
@@ -232,8 +229,7 @@ def summary_page(ctx: RunContext, d: dict, chk: Checks, cors: list[dict], passed
         per_m = cat.group_by("merchant_id").len().group_by("len").len(name="merchants").sort("len")
         sections.append(("Merchants by outlet count",
                          html.bars([(f"{n} outlets", m) for n, m in zip(per_m["len"], per_m["merchants"])])))
-    sections.append(("Checks", html.table(chk.rows, ["check", "verdict", "figure", "threshold", "detail"])))
-    return html.page("Segment 1A: merchants and outlet stubs", sections)
+    return validation.page(ctx, chk, "Segment 1A: merchants and outlet stubs", sections)
 
 
 def run(ctx: RunContext) -> None:
@@ -248,11 +244,6 @@ def run(ctx: RunContext) -> None:
         replayed = replay(ctx, d, pol, chk)
         acct = rng_accounting(ctx, SEG, ("S0", "S1", "S2", "S4", "S6", "S7"), replayed, chk)
         cors = corridors(ctx, d, pol, chk)
-    passed = not chk.failed
-    summary = ctx.results / SEG / "S9" / "summary.html"
-    publish_text(summary_page(ctx, d, chk, cors, passed), summary, CODE, overwrite=True)
-    rep.count(checks=len(chk.rows), failed=len(chk.failed))
-    rep.rng(None)
-    rep.write(report_path(ctx, "S9"), "PASS" if passed else "FAIL")
-    validation.publish(ctx, SEG, chk, {"rng_accounting.json": {"families": acct}, "corridors.json": {"corridors": cors}},
-                       egress=["outlet_catalogue"])
+    validation.finish(ctx, chk, rep, summary_page(ctx, d, chk, cors),
+                      {"rng_accounting.json": {"families": acct}, "corridors.json": {"corridors": cors}},
+                      egress=["outlet_catalogue"])

@@ -7,11 +7,10 @@ import shapely
 
 from engine.core import html, validation
 from engine.core.context import RunContext
-from engine.core.publish import publish_text
 from engine.core.validation import Checks, frames_equal, load_datasets, rng_accounting
 
 from . import s4_alloc, s5_assign, s6_jitter
-from .common import POLICIES, SEG, load_geometry, policy, report_path, state_report
+from .common import POLICIES, SEG, load_geometry, policy, state_report
 
 CODE = "1B.S9"
 KEY = ["merchant_id", "legal_country_iso", "site_order"]
@@ -159,16 +158,13 @@ def corridors(d: dict, pol: dict, chk: Checks) -> dict:
 
 def summary_page(ctx: RunContext, d: dict, chk: Checks, metrics: dict) -> str:
     sl = d.get("site_locations")
-    sections = [("Verdict", f"<p><b>{'PASS' if not chk.failed else 'FAIL'}</b> &mdash; preset {ctx.world['preset']}, "
-                            f"seed {ctx.seed}</p>"),
-                ("Realism corridors", html.table([{"metric": k, **v} for k, v in metrics.items() if k != "report_only"])),
+    sections = [("Realism corridors", html.table([{"metric": k, **v} for k, v in metrics.items() if k != "report_only"])),
                 ("Country mix (report only)", html.table([metrics.get("report_only", {})]))]
     if sl is not None and sl.height:
         band = sl.with_columns((pl.col("lat_deg") // 10 * 10).cast(pl.Int32).alias("band")).group_by("band").len() \
             .sort("band", descending=True)
         sections.append(("Outlets by 10° latitude band", html.bars([(f"{b}°", n) for b, n in zip(band["band"], band["len"])])))
-    sections.append(("Checks", html.table(chk.rows, ["check", "verdict", "figure", "threshold", "detail"])))
-    return html.page("Segment 1B: where every outlet stands", sections)
+    return validation.page(ctx, chk, "Segment 1B: where every outlet stands", sections)
 
 
 def run(ctx: RunContext) -> None:
@@ -182,9 +178,6 @@ def run(ctx: RunContext) -> None:
         geometry(ctx, d, chk)
         acct = rng_accounting(ctx, SEG, ("S4", "S5", "S6"), replay(ctx, d, pol, chk), chk)
         metrics = corridors(d, pol, chk)
-    publish_text(summary_page(ctx, d, chk, metrics), ctx.results / SEG / "S9" / "summary.html", CODE, overwrite=True)
-    rep.count(checks=len(chk.rows), failed=len(chk.failed))
-    rep.rng(None)
-    rep.write(report_path(ctx, "S9"), "FAIL" if chk.failed else "PASS")
-    validation.publish(ctx, SEG, chk, {"rng_accounting.json": {"families": acct}, "realism_metrics.json": metrics},
-                       egress=["site_locations", "tile_index", "tile_bounds", "tile_weights"])
+    validation.finish(ctx, chk, rep, summary_page(ctx, d, chk, metrics),
+                      {"rng_accounting.json": {"families": acct}, "realism_metrics.json": metrics},
+                      egress=["site_locations", "tile_index", "tile_bounds", "tile_weights"])
