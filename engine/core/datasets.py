@@ -18,17 +18,26 @@ def publish(ctx: RunContext, data: pl.DataFrame | pa.Table, dataset_id: str, cod
     return table
 
 
+def identity_mismatch(table: pa.Table, ctx: RunContext) -> list[str]:
+    """Identity keys whose Parquet metadata differs from this run's."""
+    meta = table.schema.metadata or {}
+    return [k for k in ("parameter_hash", "manifest_fingerprint", "seed")
+            if meta.get(k.encode(), b"").decode() != str(ctx.identity[k])]
+
+
+def to_polars(table: pa.Table) -> pl.DataFrame:
+    """Dictionary columns come back as plain strings: joins need no global string cache."""
+    cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pl.from_arrow(pa.table(cols, names=table.column_names))
+
+
 def read(ctx: RunContext, dataset_id: str, code_prefix: str) -> pl.DataFrame:
     """Read a dataset of this run; one made under another identity is refused."""
     path = contracts.dataset_path(ctx.results, dataset_id)
     table = read_dataset(path, code_prefix, dataset_id)
-    meta = table.schema.metadata or {}
-    for k in ("parameter_hash", "manifest_fingerprint", "seed"):
-        got = meta.get(k.encode(), b"").decode()
-        if got != str(ctx.identity[k]):
-            raise EngineFailure(f"{code_prefix}.INPUT_STALE",
-                                f"dataset was built under another {k}; rerun its producing rule",
-                                {"path": str(path), "dataset": dataset_id})
-    # Dictionary columns come back as plain strings: joins need no global string cache.
-    cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
-    return pl.from_arrow(pa.table(cols, names=table.column_names))
+    bad = identity_mismatch(table, ctx)
+    if bad:
+        raise EngineFailure(f"{code_prefix}.INPUT_STALE",
+                            f"dataset was built under another {bad[0]}; rerun its producing rule",
+                            {"path": str(path), "dataset": dataset_id})
+    return to_polars(table)

@@ -6,10 +6,10 @@ import io
 import json
 
 import polars as pl
-import pyarrow as pa
 
 from . import contracts, hashgate
 from .context import RunContext
+from .datasets import identity_mismatch, to_polars
 from .errors import EngineFailure
 from .identity import dumps, sha256_file
 from .publish import read_dataset
@@ -51,12 +51,9 @@ def load_datasets(ctx: RunContext, segment: str, chk: Checks, extra: tuple[str, 
         try:
             t = read_dataset(contracts.dataset_path(ctx.results, ds), chk.code, ds)
             contracts.validate_table(t, ds, chk.code)
-            meta = t.schema.metadata or {}
-            bad = [k for k in ("seed", "parameter_hash", "manifest_fingerprint")
-                   if meta.get(k.encode(), b"").decode() != str(ctx.identity[k])]
+            bad = identity_mismatch(t, ctx)
             chk.add(f"schema_{ds}", not bad, figure=t.num_rows, detail=("identity differs: " + ",".join(bad)) if bad else "")
-            cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in t.columns]
-            out[ds] = pl.from_arrow(pa.table(cols, names=t.column_names))
+            out[ds] = to_polars(t)
         except EngineFailure as exc:
             chk.add(f"schema_{ds}", False, detail=exc.line())
     return out
