@@ -1,47 +1,135 @@
-"""Largest-remainder integerisation, the one implementation every segment uses."""
+"""Largest-remainder integerisation: the one implementation every segment uses.
+
+The law, per group of rows (CSR: rows `off[g]..off[g+1]`, already in tie-break order):
+floors z_i and residues r_i are computed exactly, the deficit d = T - Σz units go +1 to the
+d rows with the largest residue, ties to the earlier row (so the caller's row order *is*
+the tie-break). A negative deficit (float shares summing a hair above 1) takes 1 from the
+|d| rows with the smallest residue, ties to the later row, never below 0.
+
+- integer masses (`split_int`): z = (m·T) // M, r = (m·T) % M, exact in int64 (m·T < 2^63 is
+  the caller's bound); a group with M = 0 splits as if every mass were 1.
+- float shares (`split_float`): a = T·s, z = ⌊a⌋, r = round_half_even(a − z, dp). Only IEEE
+  multiply/floor/round are used, so results do not depend on the CPU's vector features.
+"""
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from numba import njit
+
+
+@njit(cache=True)
+def give_remainder(counts, residue, lo, hi, deficit, rank):
+    """Hand out `deficit` units over rows [lo, hi) by residue; writes 1-based residue ranks."""
+    order = np.argsort(-residue[lo:hi], kind="mergesort")       # stable: ties keep row order
+    for q in range(hi - lo):
+        rank[lo + order[q]] = q + 1
+    if deficit > 0:
+        for q in range(deficit):
+            counts[lo + order[q % (hi - lo)]] += 1
+    elif deficit < 0:
+        need = -deficit
+        for q in range(hi - lo - 1, -1, -1):
+            if need == 0:
+                break
+            i = lo + order[q]
+            if counts[i] > 0:
+                counts[i] -= 1
+                need -= 1
+
+
+@njit(cache=True)
+def split_int(mass, off, total):
+    """Integer masses -> counts per CSR group summing exactly to `total[g]`."""
+    n = mass.shape[0]
+    counts = np.zeros(n, np.int64)
+    residue = np.zeros(n, np.int64)
+    rank = np.zeros(n, np.int32)
+    for g in range(off.shape[0] - 1):
+        lo, hi = off[g], off[g + 1]
+        if hi == lo:
+            continue
+        t = total[g]
+        big_m = 0
+        for i in range(lo, hi):
+            big_m += mass[i]
+        given = 0
+        for i in range(lo, hi):
+            m = mass[i] if big_m > 0 else 1
+            p = m * t
+            den = big_m if big_m > 0 else hi - lo
+            counts[i] = p // den
+            residue[i] = p % den
+            given += counts[i]
+        give_remainder(counts, residue, lo, hi, t - given, rank)
+    return counts, residue, rank
+
+
+@njit(cache=True)
+def split_float(share, off, total, dp):
+    """Float shares -> counts per CSR group summing exactly to `total[g]`; residues rounded to dp."""
+    n = share.shape[0]
+    counts = np.zeros(n, np.int64)
+    residue = np.zeros(n, np.float64)
+    rank = np.zeros(n, np.int32)
+    for g in range(off.shape[0] - 1):
+        lo, hi = off[g], off[g + 1]
+        if hi == lo:
+            continue
+        t = total[g]
+        given = 0
+        for i in range(lo, hi):
+            a = t * share[i]
+            b = np.floor(a)
+            r = np.round(a - b, dp)
+            counts[i] = np.int64(b)
+            residue[i] = r if r < 1.0 else 0.0       # a − b rounds to 1.0 only when a is integral
+            given += counts[i]
+        give_remainder(counts, residue, lo, hi, t - given, rank)
+    return counts, residue, rank
+
+
+def group_offsets(df: pl.DataFrame, group: list[str]) -> np.ndarray:
+    """CSR offsets of a frame sorted by `group` (consecutive runs of equal keys)."""
+    n = df.height
+    if n == 0:
+        return np.zeros(1, np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for c in group:
+        v = df[c].to_numpy()
+        change[1:] |= v[1:] != v[:-1]
+    return np.append(np.flatnonzero(change), n).astype(np.int64)
+
+
+def _ordered(df: pl.DataFrame, group: list[str], tie: list[tuple[str, bool]]) -> tuple[pl.DataFrame, np.ndarray]:
+    by = group + [c for c, _ in tie]
+    desc = [False] * len(group) + [d for _, d in tie]
+    d = df.with_row_index("_row").sort(by, descending=desc, maintain_order=True)
+    return d, group_offsets(d, group)
 
 
 def largest_remainder(df: pl.DataFrame, group: list[str], total: str, share: str,
                       tie_break: list[tuple[str, bool]], dp: int = 8) -> pl.DataFrame:
-    """Split each group's integer `total` by `share` into counts that sum exactly to it.
+    """Split each group's integer `total` by float `share`; ties by `tie_break` [(column, descending)].
 
-    a = total*share, floor b = ⌊a⌋, residual r = round_half_even(a - b, dp); the d = total - Σb
-    rows first in order (r descending, then `tie_break` [(column, descending)]) get +1.
-    Adds `residual` (f64), `residual_rank` (i32, 1-based) and `count` (i64).
+    Adds `residual` (f64), `residual_rank` (i32, 1-based) and `count` (i64); row order is kept.
     """
-    a = (df[total].cast(pl.Float64) * df[share]).to_numpy()
-    b = np.floor(a)
-    r = np.round(a - b, dp)                       # numpy rounds half to even
-    r = np.where(r >= 1.0, 0.0, r)                # a - b can round up to 1.0 only when a is integral
-    out = df.with_columns(pl.Series("_floor", b.astype(np.int64)), pl.Series("residual", r))
-    out = out.with_columns((pl.col(total) - pl.col("_floor").sum().over(group)).alias("_deficit"))
-    by = group + ["residual"] + [c for c, _ in tie_break]
-    desc = [False] * len(group) + [True] + [d for _, d in tie_break]
-    out = (out.with_row_index("_row").sort(by, descending=desc)
-           .with_columns((pl.int_range(pl.len()).over(group) + 1).cast(pl.Int32).alias("residual_rank"))
-           .with_columns((pl.col("_floor") + (pl.col("residual_rank") <= pl.col("_deficit")).cast(pl.Int64))
-                         .alias("count"))
-           .sort("_row"))
-    return out.drop("_row", "_floor", "_deficit")
+    d, off = _ordered(df, group, tie_break)
+    tot = d[total].cast(pl.Int64).to_numpy()[off[:-1]]
+    counts, resid, rank = split_float(d[share].cast(pl.Float64).to_numpy(), off, tot, dp)
+    d = d.with_columns(pl.Series("residual", resid), pl.Series("residual_rank", rank),
+                       pl.Series("count", counts))
+    return d.sort("_row").drop("_row")
 
 
 def integer_largest_remainder(df: pl.DataFrame, group: list[str], mass: str, total: str | int,
                               tie: str, out: str = "count") -> pl.DataFrame:
-    """Exact integer split: z = (m·T) // Σm per group, remainder units to the largest
-    (m·T) % Σm, ties by ascending `tie`. Masses are int64 with m·T < 2^63 (caller's bound).
-    A group with Σm = 0 is split as if every mass were 1 (uniform fallback)."""
-    t = pl.col(total) if isinstance(total, str) else pl.lit(total, pl.Int64)
-    d = df.with_columns(pl.when(pl.col(mass).sum().over(group) == 0).then(1).otherwise(pl.col(mass))
-                        .cast(pl.Int64).alias("_m"))
-    d = d.with_columns(pl.col("_m").sum().over(group).alias("_M"), (pl.col("_m") * t).alias("_p"))
-    d = d.with_columns((pl.col("_p") // pl.col("_M")).alias("_z"), (pl.col("_p") % pl.col("_M")).alias("_r"))
-    d = d.with_columns((t - pl.col("_z").sum().over(group)).alias("_s"))
-    d = (d.with_row_index("_row").sort(group + ["_r", tie], descending=[False] * len(group) + [True, False])
-         .with_columns(pl.int_range(pl.len()).over(group).alias("_k"))
-         .with_columns((pl.col("_z") + (pl.col("_k") < pl.col("_s")).cast(pl.Int64)).alias(out))
-         .sort("_row"))
-    return d.drop("_row", "_m", "_M", "_p", "_z", "_r", "_s", "_k")
+    """Exact integer split of `total` (a column or a constant) by int64 `mass`; ties by ascending `tie`."""
+    d, off = _ordered(df, group, [(tie, False)])
+    if isinstance(total, str):
+        tot = d[total].cast(pl.Int64).to_numpy()[off[:-1]]
+    else:
+        tot = np.full(len(off) - 1, int(total), np.int64)
+    counts, _, _ = split_int(d[mass].cast(pl.Int64).to_numpy(), off, tot)
+    return d.with_columns(pl.Series(out, counts)).sort("_row").drop("_row")

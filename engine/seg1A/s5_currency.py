@@ -1,12 +1,12 @@
 """1A.S5: currency -> country weights (smoothed, hub floors, exact-sum at dp) and merchant κ."""
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from engine.core import datasets
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
+from engine.core.integerise import largest_remainder
 
 from .common import policy, report_path, state_report
 
@@ -36,20 +36,12 @@ def _params(cfg: dict) -> pl.DataFrame:
 
 
 def quantise(df: pl.DataFrame, dp: int) -> pl.DataFrame:
-    """Exact-sum ULP largest remainder per currency: p -> integer ULPs summing to 10^dp."""
+    """Exact-sum ULPs per currency: p -> integer ULPs summing to 10^dp (core largest remainder)."""
     scale = 10 ** dp
-    x = df["p"].to_numpy() * scale
-    ulps = np.round(x)                                  # half-even
-    df = df.with_columns(pl.Series("ulps", ulps.astype(np.int64)), pl.Series("frac", x - np.floor(x)))
-    df = df.with_columns((scale - pl.col("ulps").sum().over("currency")).alias("diff"))
-    up = (df.sort(["currency", "frac", "country_iso"], descending=[False, True, False])
-          .with_columns(pl.int_range(pl.len()).over("currency").alias("r_up")))
-    down = (up.sort(["currency", "frac", "country_iso"], descending=[False, False, True])
-            .with_columns(pl.int_range(pl.len()).over("currency").alias("r_down")))
-    out = down.with_columns(
-        (pl.col("ulps") + (pl.col("r_up") < pl.col("diff")).cast(pl.Int64)
-         - (pl.col("r_down") < -pl.col("diff")).cast(pl.Int64)).alias("ulps"))
-    return out.with_columns((pl.col("ulps") / scale).alias("weight")).sort("currency", "country_iso")
+    out = largest_remainder(df.with_columns(pl.lit(scale, pl.Int64).alias("_scale")), ["currency"], "_scale", "p",
+                            [("country_iso", False)], dp=12)
+    return (out.with_columns(pl.col("count").alias("ulps"), (pl.col("count") / scale).alias("weight"))
+            .drop("_scale", "count", "residual", "residual_rank").sort("currency", "country_iso"))
 
 
 def currency_weights(cref: pl.DataFrame, cfg: dict) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.core.integerise import give_remainder
 from engine.core.rng import make_state, next_u01, next_u01_pair
 
 
@@ -33,6 +34,7 @@ def allocate_pairs(streams, pair_country, pair_n, ctry_off, weight_fp, k_total, 
         width = max(width, ctry_off[c + 1] - ctry_off[c])
     z = np.empty(width, np.int64)
     r = np.empty(width, np.int64)
+    rank = np.empty(width, np.int32)
     out = 0
     for p in range(n_pairs):
         st = make_state(streams[p, 0], streams[p, 1], streams[p, 2])
@@ -63,9 +65,7 @@ def allocate_pairs(streams, pair_country, pair_n, ctry_off, weight_fp, k_total, 
                 total_r -= r[j]
                 r[j] = 0
         elif s > 0:
-            order = np.argsort(-r[:m], kind="mergesort")
-            for q in range(s):
-                z[order[q]] += 1
+            give_remainder(z, r, 0, m, s, rank)
         for i in range(m):
             if z[i] > 0:
                 row_pair[out] = p
