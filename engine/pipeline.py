@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from engine.core import receipt
-from engine.core.context import ROOT, RunContext
+from engine.core.context import ROOT, RunContext, begin_state
 from engine.refdata import build as refdata
 from engine.seg1A import (s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency,
                           s6_selection, s7_allocation, s8_catalogue, s9_validation)
@@ -37,7 +37,7 @@ def prepare(results: Path, config: dict, root: Path = ROOT) -> RunContext:
     """Reference tables + run receipt, as the first two rules do."""
     results = Path(results)
     refdata.build(Path(root) / "config" / "reference", results / "reference")
-    refs = sorted((results / "reference").glob("*.csv"))
+    refs = [results / "reference" / t for t in refdata.TABLES]
     receipt.write(config, results / "run_receipt.json", refs, root=Path(root))
     return RunContext.load(results / "run_receipt.json", config, root=Path(root))
 
@@ -46,7 +46,9 @@ def run_segment(ctx: RunContext, segment: str, timings: dict | None = None) -> N
     log = logging.getLogger("engine")
     for name, fn in STATES[segment]:
         t0 = time.perf_counter()
-        fn(ctx)
+        sctx = ctx.for_state(f"{segment}.{name}")
+        begin_state(sctx)
+        fn(sctx)
         dt = time.perf_counter() - t0
         if timings is not None:
             timings[f"{segment}.{name}"] = dt

@@ -34,6 +34,13 @@ class RunContext:
     config: dict
     receipt: dict
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("engine"))
+    io: Any = None          # engine.core.stateio.StateIO of the running state
+
+    def for_state(self, state_id: str, io=None) -> "RunContext":
+        """This context with the declared paths of `state_id` (resolved under `results` unless given)."""
+        from .stateio import StateIO
+        io = io or StateIO.resolve(state_id, self.results, self.root)
+        return RunContext(self.root, self.results, self.config, self.receipt, self.logger, io)
 
     @property
     def identity(self) -> dict:
@@ -119,11 +126,28 @@ def run_script(snakemake, fn: Callable[[Any, logging.Logger], None]) -> None:
         sys.exit(1)
 
 
+def state_id_of(rule: str) -> str:
+    """`seg1B_s3_requirements` -> `1B.S3`."""
+    seg, st = rule.split("_")[:2]
+    return f"{seg[3:]}.{st.upper()}"
+
+
+def begin_state(ctx: RunContext) -> None:
+    """Before a state runs: its segment's flag goes (it would certify data about to change)."""
+    from .hashgate import remove_flag
+    if remove_flag(ctx.results / ctx.io.segment):
+        ctx.logger.info(f"{ctx.io.state_id}: removed results/{ctx.io.segment}/_passed.flag until validation reruns")
+
+
 def run_state(snakemake, run: Callable[[RunContext], None]) -> None:
-    """Script entry for a state: context from the run receipt + Snakemake config, then `run(ctx)`."""
+    """Script entry for a state: context from the run receipt + Snakemake config and the rule's
+    declared paths, then `run(ctx)`."""
     def go(smk, log):
+        from .stateio import StateIO
         # Snakemake runs scripts in its working directory: config/ is read from there.
         ctx = RunContext.load(smk.input.receipt, dict(smk.config), root=Path.cwd(), logger=log)
+        ctx = ctx.for_state(state_id_of(smk.rule), StateIO.from_snakemake(state_id_of(smk.rule), smk))
+        begin_state(ctx)
         log.info(f"{smk.rule}: preset={ctx.world['preset']} seed={ctx.seed} "
                  f"parameter_hash={ctx.receipt['parameter_hash'][:12]}")
         t0 = time.monotonic()

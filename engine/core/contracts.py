@@ -197,23 +197,9 @@ def policy_schema_path(segment: str, name: str) -> Path:
 
 
 def load_policy(path: Path, segment: str, name: str, code_prefix: str) -> dict:
-    """Load a YAML policy and validate it against its JSON-Schema; errors name file and field."""
-    path = Path(path)
-    if not path.exists():
-        raise EngineFailure(f"{code_prefix}.INPUT_INVALID", "policy file is missing; restore it from git",
-                            {"file": str(path)})
+    """Load a YAML policy and validate it (schema, finite, in range); errors name file and field."""
+    from .workflow import ConfigError, check_policy
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise EngineFailure(f"{code_prefix}.INPUT_INVALID", f"not valid YAML: {exc}".replace("\n", " "),
-                            {"file": str(path)}) from None
-    schema = _load_yaml(str(policy_schema_path(segment, name)))
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        e = errors[0]
-        field = ".".join(str(p) for p in e.absolute_path) or "<root>"
-        raise EngineFailure(f"{code_prefix}.INPUT_INVALID",
-                            f"field '{field}': {e.message}; fix it in the policy file",
-                            {"file": str(path), "field": field})
-    return doc
+        return check_policy(Path(path), segment, name)
+    except ConfigError as exc:
+        raise EngineFailure(f"{code_prefix}.INPUT_INVALID", str(exc), {"file": str(path)}) from None

@@ -29,14 +29,22 @@ def parameter_files(root: Path, extra: dict[str, Path] | None = None) -> dict[st
     return dict(sorted(files.items()))
 
 
-def parameter_hash(files: dict[str, Path]) -> tuple[str, list[dict]]:
-    """SHA-256 over `relpath \\0 sha256(bytes) \\n` in path order; also returns the per-file list."""
+def canonical_config(config: dict) -> str:
+    """The effective config as canonical JSON (sorted keys, no whitespace)."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def parameter_hash(files: dict[str, Path], config: dict | None = None) -> tuple[str, list[dict]]:
+    """SHA-256 over `relpath \\0 sha256(bytes) \\n` in path order, then the effective config as
+    canonical JSON (DESIGN §3); also returns the per-file list."""
     h = hashlib.sha256()
     listing = []
     for rel in sorted(files):
         digest = sha256_file(files[rel])
         h.update(f"{rel}\0{digest}\n".encode())
         listing.append({"path": rel, "sha256": digest})
+    if config is not None:
+        h.update(canonical_config(config).encode())
     return h.hexdigest(), listing
 
 
@@ -58,9 +66,9 @@ def manifest_fingerprint(param_hash: str, versions: dict[str, str], preset: str,
 
 
 def build_receipt(root: Path, seed: int, preset: str, created_utc: str,
-                  extra_files: dict[str, Path] | None = None) -> dict:
+                  extra_files: dict[str, Path] | None = None, config: dict | None = None) -> dict:
     files = parameter_files(root, extra_files)
-    ph, listing = parameter_hash(files)
+    ph, listing = parameter_hash(files, config)
     versions = package_versions()
     mf = manifest_fingerprint(ph, versions, preset)
     return {
@@ -72,6 +80,7 @@ def build_receipt(root: Path, seed: int, preset: str, created_utc: str,
         "reference_packages": versions,
         "created_utc": created_utc,
         "parameter_files": listing,
+        "effective_config": config,
     }
 
 

@@ -1,32 +1,217 @@
-"""Atomic publishing of datasets and control files (DESIGN §4).
+"""Atomic, deterministic publishing of datasets and control files (DESIGN §4).
 
-A dataset is a directory of `part-NNNNN.parquet` files. It is written into a temporary
-sibling and renamed into place; an existing target must be byte-identical, otherwise the
-state fails with `<SEG>.<STATE>.IO_WRITE_CONFLICT`. A killed writer leaves only a hidden
-temporary directory, which the next publish of the same dataset removes.
+A dataset is a directory of `part-NNNNN.parquet` files sealed by `_manifest.json` (each
+file's size, SHA-256 and rows). It is staged in a hidden temporary sibling and renamed into
+place. An existing sealed target must be byte-identical, otherwise the state fails with
+`<SEG>.<STATE>.IO_WRITE_CONFLICT`; an unsealed leftover (no manifest) is replaced.
+
+Bytes depend only on rows: rows are cut into row groups of a fixed number of rows and parts
+of a fixed number of row groups, every row group is written from one contiguous chunk per
+column, and dictionary columns are re-encoded per row group in order of first appearance.
+So batch boundaries, Arrow chunking and thread counts never reach the file. `DatasetWriter`
+streams: memory is bounded by one row group.
+
+Every writer first sweeps its own stale temporary siblings (a killed writer's leftovers).
 """
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import EngineFailure
+from .identity import dumps, sha256_file
 
-ROWS_PER_PART = 4_000_000
+MANIFEST = "_manifest.json"
+ROW_GROUP_ROWS = 1_000_000
+ROWS_PER_PART = 8_000_000
+WRITE_OPTIONS = dict(compression="zstd", compression_level=3, write_statistics=True, use_dictionary=True,
+                     data_page_size=1 << 20, write_page_index=False)
 
 
-def _tmp_sibling(target: Path) -> Path:
+def tmp_sibling(target: Path) -> Path:
     return target.parent / f".{target.name}.tmp.{os.getpid()}"
 
 
-def _clear_stale(target: Path) -> None:
-    for stale in target.parent.glob(f".{target.name}.tmp.*"):
+def clear_stale(target: Path) -> None:
+    """Remove hidden temporary siblings of `target` left by a killed writer."""
+    for stale in Path(target).parent.glob(f".{Path(target).name}.tmp.*"):
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+
+def with_identity(schema: pa.Schema, identity: dict | None, dataset_id: str) -> pa.Schema:
+    meta = {b"dataset_id": dataset_id.encode()}
+    for k in ("seed", "parameter_hash", "manifest_fingerprint"):
+        if identity is not None:
+            meta[k.encode()] = str(identity[k]).encode()
+    return schema.with_metadata(meta)
+
+
+def _canonical(table: pa.Table) -> pa.Table:
+    """One chunk per column; dictionaries rebuilt from the rows (first-appearance order)."""
+    cols = []
+    for col in table.columns:
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr.cast(arr.type.value_type)).cast(arr.type)
+        cols.append(arr)
+    return pa.Table.from_arrays(cols, schema=table.schema)
+
+
+class DatasetWriter:
+    """Stream rows into a dataset directory; `close()` seals and commits it atomically.
+
+    Use as a context manager: an exception aborts and removes the staged files.
+    `subdir` places files under a Hive partition, e.g. `scenario_id=baseline_v1`.
+    """
+
+    def __init__(self, target: Path, schema: pa.Schema, dataset_id: str, identity: dict | None, code_prefix: str,
+                 row_group_rows: int = ROW_GROUP_ROWS, rows_per_part: int = ROWS_PER_PART):
+        self.target = Path(target)
+        self.schema = with_identity(schema, identity, dataset_id)
+        self.dataset_id, self.identity, self.code = dataset_id, identity, code_prefix
+        self.rg_rows = int(row_group_rows)
+        self.part_rgs = max(1, int(rows_per_part) // self.rg_rows)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        clear_stale(self.target)
+        self.tmp = tmp_sibling(self.target)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        self._buf: list[pa.Table] = []
+        self._buffered = 0
+        self._parts: dict[str, int] = {}       # subdir -> next part number
+        self._writer: pq.ParquetWriter | None = None
+        self._writer_key: tuple[str, int] | None = None
+        self._rgs_in_part = 0
+        self._subdir = ""
+        self.files: list[dict] = []
+        self.rows = 0
+
+    # -- streaming
+    def write(self, batch: pa.Table | pa.RecordBatch, subdir: str = "") -> None:
+        t = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if t.schema.remove_metadata() != self.schema.remove_metadata():
+            t = t.select(self.schema.names).cast(self.schema.remove_metadata())
+        if subdir != self._subdir:
+            self._flush(final=True)
+            self._close_part()
+            self._subdir = subdir
+        self._buf.append(t)
+        self._buffered += t.num_rows
+        self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._buffered or (not final and self._buffered < self.rg_rows):
+            return
+        data = pa.concat_tables(self._buf)
+        self._buf, self._buffered = [], 0
+        start = 0
+        while data.num_rows - start >= self.rg_rows or (final and start < data.num_rows):
+            n = min(self.rg_rows, data.num_rows - start)
+            self._write_row_group(data.slice(start, n))
+            start += n
+        if start < data.num_rows:
+            rest = data.slice(start)
+            self._buf, self._buffered = [rest], rest.num_rows
+
+    def _write_row_group(self, rg: pa.Table) -> None:
+        if self._writer is None or self._rgs_in_part >= self.part_rgs:
+            self._close_part()
+            d = self.tmp / self._subdir if self._subdir else self.tmp
+            d.mkdir(parents=True, exist_ok=True)
+            k = self._parts.get(self._subdir, 0)
+            self._parts[self._subdir] = k + 1
+            path = d / f"part-{k:05d}.parquet"
+            self._writer = pq.ParquetWriter(path, self.schema, **WRITE_OPTIONS)
+            self._writer_key = (path.relative_to(self.tmp).as_posix(), 0)
+            self._rgs_in_part = 0
+        self._writer.write_table(_canonical(rg.replace_schema_metadata(self.schema.metadata)),
+                                 row_group_size=self.rg_rows)
+        self._rgs_in_part += 1
+        rel, rows = self._writer_key
+        self._writer_key = (rel, rows + rg.num_rows)
+
+    def _close_part(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            rel, rows = self._writer_key
+            self.files.append({"path": rel, "rows": rows})
+            self.rows += rows
+            self._writer = None
+
+    # -- finish
+    def close(self) -> Path:
+        try:
+            self._flush(final=True)
+            self._close_part()
+            if not self.files:                           # an empty dataset still has one (empty) part
+                self._write_row_group(self.schema.empty_table())
+                self._close_part()
+            seal(self.tmp, self.files, self.dataset_id, self.identity)
+            commit_dir(self.tmp, self.target, self.code)
+        finally:
+            self.abort()
+        return self.target
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def seal(directory: Path, files: list[dict], dataset_id: str, identity: dict | None) -> dict:
+    """Write `_manifest.json`: every part's path, size, SHA-256 and rows."""
+    entries = []
+    for f in sorted(files, key=lambda f: f["path"]):
+        p = directory / f["path"]
+        entries.append({"path": f["path"], "bytes": p.stat().st_size, "sha256": sha256_file(p), "rows": f["rows"]})
+    man = {"dataset_id": dataset_id, "rows": sum(e["rows"] for e in entries), "files": entries,
+           "identity": identity or {}}
+    (directory / MANIFEST).write_text(dumps(man))
+    return man
+
+
+def read_manifest(directory: Path) -> dict | None:
+    try:
+        return json.loads((Path(directory) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def publish_dataset(table: pa.Table, target: Path, identity: dict | None, dataset_id: str,
+                    code_prefix: str, partition_by: str | None = None, row_group_rows: int = ROW_GROUP_ROWS,
+                    rows_per_part: int = ROWS_PER_PART) -> Path:
+    """Write a whole table as a sealed dataset (the batch writer with one batch).
+
+    With `partition_by`, rows go to Hive directories `<col>=<value>/` (the column is kept out
+    of the files, as Hive readers expect), partitions in sorted order.
+    """
+    schema = table.schema if partition_by is None else table.drop_columns([partition_by]).schema
+    with DatasetWriter(target, schema, dataset_id, identity, code_prefix, row_group_rows, rows_per_part) as w:
+        if partition_by is None:
+            w.write(table)
+        else:
+            col = table.column(partition_by)
+            for value in sorted(set(col.to_pylist())):
+                part = table.filter(pc.equal(col, value)).drop_columns([partition_by])
+                w.write(part, subdir=f"{partition_by}={value}")
+    return Path(target)
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -35,65 +220,21 @@ def _same_tree(a: Path, b: Path) -> bool:
     return fa == fb and all(filecmp.cmp(a / r, b / r, shallow=False) for r in fa)
 
 
-def with_identity(table: pa.Table, identity: dict, dataset_id: str) -> pa.Table:
-    meta = dict(table.schema.metadata or {})
-    meta.update({b"dataset_id": dataset_id.encode()})
-    for k in ("seed", "parameter_hash", "manifest_fingerprint"):
-        meta[k.encode()] = str(identity[k]).encode()
-    return table.replace_schema_metadata(meta)
-
-
-def _write_parts(table: pa.Table, out: Path, rows_per_part: int) -> None:
-    out.mkdir(parents=True)
-    n = table.num_rows
-    starts = range(0, max(n, 1), rows_per_part)
-    for i, s in enumerate(starts):
-        pq.write_table(table.slice(s, rows_per_part), out / f"part-{i:05d}.parquet",
-                       compression="zstd", compression_level=3, write_statistics=True,
-                       row_group_size=min(rows_per_part, 1_000_000))
-
-
-def publish_dataset(table: pa.Table, target: Path, identity: dict, dataset_id: str,
-                    code_prefix: str, rows_per_part: int = ROWS_PER_PART,
-                    partition_by: str | None = None) -> Path:
-    """Write `table` atomically as a Parquet directory at `target`.
-
-    With `partition_by`, rows are split into Hive directories `<col>=<value>/` (the column
-    is kept out of the files, as Hive readers expect).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale(target)
-    tmp = _tmp_sibling(target)
-    table = with_identity(table, identity, dataset_id)
-    try:
-        if partition_by is None:
-            _write_parts(table, tmp, rows_per_part)
-        else:
-            tmp.mkdir()
-            col = table.column(partition_by).to_pylist()
-            for value in sorted(set(col)):
-                mask = pa.compute.equal(table.column(partition_by), value)
-                _write_parts(table.filter(mask).drop_columns([partition_by]),
-                             tmp / f"{partition_by}={value}", rows_per_part)
-        commit_dir(tmp, target, code_prefix)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def commit_dir(tmp: Path, target: Path, code_prefix: str) -> None:
-    """Rename a staged directory into place, or accept a byte-identical existing one."""
+def commit_dir(tmp: Path, target: Path, code_prefix: str, sealed_only: bool = True) -> None:
+    """Rename a staged directory into place. An existing sealed target must be identical;
+    an unsealed one (no manifest: a damaged or half-removed dataset) is replaced."""
     if target.exists():
-        if not _same_tree(tmp, target):
+        if sealed_only and not (target / MANIFEST).exists():
+            shutil.rmtree(target)
+        elif not _same_tree(tmp, target):
             raise EngineFailure(
                 f"{code_prefix}.IO_WRITE_CONFLICT",
                 "output already exists with different bytes; delete it (or the whole results/ "
                 "tree of this run) if the change is intended",
                 {"path": str(target)})
-        shutil.rmtree(tmp)
-        return
+        else:
+            shutil.rmtree(tmp)
+            return
     os.rename(tmp, target)
 
 
@@ -102,29 +243,56 @@ def publish_text(text: str, target: Path, code_prefix: str, overwrite: bool = Fa
     file is a conflict (same rule as datasets)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(target)
     data = text.encode()
     if target.exists() and not overwrite:
         if target.read_bytes() == data:
             return target
         raise EngineFailure(f"{code_prefix}.IO_WRITE_CONFLICT",
                             "control file already exists with different bytes", {"path": str(target)})
-    tmp = target.parent / f".{target.name}.tmp.{os.getpid()}"
+    tmp = tmp_sibling(target)
     tmp.write_bytes(data)
     os.replace(tmp, target)
     return target
 
 
 def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) -> pa.Table:
-    """Read a published dataset; a missing or unreadable one is a named failure."""
+    """Read a published dataset; a missing, unsealed or unreadable one is a named failure.
+
+    Files are checked against the manifest (present, same size, nothing extra) before reading.
+    """
     path = Path(path)
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else []
-    if not files:
+    name = dataset_id or path.name
+    man = read_manifest(path) if path.is_dir() else None
+    if man is None:
         raise EngineFailure(f"{code_prefix}.INPUT_MISSING",
-                            "input dataset is missing; run the producing rule first",
-                            {"path": str(path), "dataset": dataset_id or path.name})
+                            "input dataset is missing or not sealed (no _manifest.json); rerun its producing rule",
+                            {"path": str(path), "dataset": name})
+    on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*.parquet")}
+    for e in man["files"]:
+        p = path / e["path"]
+        if e["path"] not in on_disk or p.stat().st_size != e["bytes"]:
+            raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT",
+                                "dataset file missing or truncated since it was published; rerun its producing rule",
+                                {"file": str(p), "dataset": name})
+    extra = on_disk - {e["path"] for e in man["files"]}
+    if extra:
+        raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT", "dataset holds files its manifest does not list; "
+                            "rerun its producing rule", {"file": str(path / sorted(extra)[0]), "dataset": name})
     try:
-        return pq.read_table(path, partitioning="hive") if path.is_dir() else pq.read_table(path)
+        files = [str(path / e["path"]) for e in man["files"]]
+        parts = [_read_part(f, path) for f in files]
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     except (pa.ArrowInvalid, OSError) as exc:
         raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT",
-                            f"cannot read parquet ({exc}); rebuild it by deleting the directory and rerunning",
-                            {"path": str(path)}) from None
+                            f"cannot read parquet ({exc}); rerun its producing rule",
+                            {"path": str(path), "dataset": name}) from None
+
+
+def _read_part(file: str, root: Path) -> pa.Table:
+    t = pq.read_table(file)
+    rel = Path(file).relative_to(root).parts[:-1]
+    for part in rel:                                  # Hive partition columns, as strings
+        k, _, v = part.partition("=")
+        t = t.append_column(k, pa.array([v] * t.num_rows, pa.string()))
+    return t

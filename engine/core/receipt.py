@@ -8,10 +8,15 @@ from .identity import build_receipt, dumps
 from .publish import publish_text
 
 
-def write(config: dict, out: Path, reference_files: list[Path], root: Path = ROOT) -> dict:
-    """Reference tables are hashed under their logical path results/reference/<name>."""
-    extra = {f"results/reference/{Path(p).name}": Path(p) for p in reference_files}
-    rec = build_receipt(root, config["seed"], config["preset"], config["run"]["created_utc"], extra)
+def write(config: dict, out: Path, reference_dirs: list[Path], root: Path = ROOT) -> dict:
+    """Reference tables are hashed under their logical path results/reference/<name>/<part>;
+    the effective config (after every override) is hashed too."""
+    extra = {}
+    for d in reference_dirs:
+        d = Path(d).parent if Path(d).name == "_manifest.json" else Path(d)
+        for f in sorted(d.rglob("*.parquet")):
+            extra[f"results/reference/{d.name}/{f.relative_to(d).as_posix()}"] = f
+    rec = build_receipt(root, config["seed"], config["preset"], config["run"]["created_utc"], extra, config=config)
     publish_text(dumps(rec), Path(out), "CORE.RUN", overwrite=True)
     return rec
 

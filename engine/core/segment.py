@@ -19,18 +19,17 @@ class Segment:
 
     def policy(self, ctx: RunContext, name: str, state: str = "S0") -> dict:
         """config/<SEG>/<name>.yaml, validated against its schema; errors carry `<SEG>.<state>`."""
-        return load_policy(ctx.cfg(self.seg, f"{name}.yaml"), self.seg, name, f"{self.seg}.{state}")
+        return load_policy(ctx.io.policy(self.seg, name), self.seg, name, f"{self.seg}.{state}")
 
     def report(self, state: str) -> StateReport:
         return StateReport(self.seg, state)
 
     def report_path(self, ctx: RunContext, state: str) -> Path:
-        return ctx.results / self.seg / state / "run_report.json"
+        return ctx.io.output("report")
 
     def write_trace(self, ctx: RunContext, state: str, trace: rng.RngTrace) -> dict:
         d = trace.to_dict()
-        publish_text(dumps(d), ctx.results / self.seg / "rng" / f"{state}.trace.json", f"{self.seg}.{state}",
-                     overwrite=True)
+        publish_text(dumps(d), ctx.io.output("trace"), f"{self.seg}.{state}", overwrite=True)
         return d
 
     def streams(self, ctx: RunContext, family: str, domain_keys: Sequence[str], scenario_id: str = "") -> np.ndarray:

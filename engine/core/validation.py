@@ -9,10 +9,9 @@ import polars as pl
 
 from . import contracts, hashgate
 from .context import RunContext
-from .datasets import identity_mismatch, to_polars
+from .datasets import identity_mismatch, read_table, to_polars
 from .errors import EngineFailure
 from .identity import dumps, sha256_file
-from .publish import read_dataset
 
 
 class Checks:
@@ -49,7 +48,7 @@ def load_datasets(ctx: RunContext, segment: str, chk: Checks, extra: tuple[str, 
     out = {}
     for ds in ids:
         try:
-            t = read_dataset(contracts.dataset_path(ctx.results, ds), chk.code, ds)
+            t = read_table(ctx, ds, chk.code)
             contracts.validate_table(t, ds, chk.code)
             bad = identity_mismatch(t, ctx)
             chk.add(f"schema_{ds}", not bad, figure=t.num_rows, detail=("identity differs: " + ",".join(bad)) if bad else "")
@@ -67,7 +66,7 @@ def rng_accounting(ctx: RunContext, segment: str, states: tuple[str, ...], expec
     """Compare traced (events, draws, blocks) per family with what the replays consumed."""
     traced = {}
     for state in states:
-        p = ctx.results / segment / "rng" / f"{state}.trace.json"
+        p = ctx.io.input(f"trace_{state}")
         if not p.exists():
             chk.add(f"rng_trace_{state}", False, detail=f"missing {p}")
             continue
@@ -97,11 +96,27 @@ def issues_csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def publish(ctx: RunContext, segment: str, chk: Checks, files: dict[str, object], egress: list[str]) -> str:
-    """Write the bundle (report, summary, issues, egress checksums, lineage + `files`), the flag
+def handoffs(segment: str) -> list[str]:
+    """The segment's datasets other segments may read: their checksums are sealed in the bundle."""
+    return [d for d, e in contracts.dictionary().items() if e["segment"] == segment and e.get("handoff")]
+
+
+def check_gate_still_holds(ctx: RunContext, segment: str, chk: Checks) -> None:
+    """A flag must certify what the gate saw: every upstream flag still verifies, same digest."""
+    for up, digest in sorted(hashgate.gate_upstream(ctx.io.input("gate")).items()):
+        try:
+            now = hashgate.verify(ctx.results / up, chk.code, egress=False)
+        except EngineFailure as exc:
+            now = exc.line()
+        chk.add(f"upstream_{up}_unchanged", now == digest, detail="" if now == digest else
+                f"{up} changed after {segment}.S0 verified it; rerun {segment}.S0")
+
+
+def publish(ctx: RunContext, segment: str, chk: Checks, files: dict[str, object]) -> str:
+    """Write the bundle (report, summary, issues, hand-off checksums, lineage + `files`), the flag
     on PASS; on FAIL raise `<SEG>.<STATE>.VALIDATION_FAILED` naming the failed checks."""
+    sealed = ctx.io.input("sealed")
     passed = not chk.failed
-    sealed = ctx.results / segment / "S0" / "sealed_inputs.json"
     blobs = {name: dumps(obj).encode() for name, obj in files.items()}
     blobs.update({
         "validation_report.json": dumps({"segment": segment, "status": "PASS" if passed else "FAIL",
@@ -111,11 +126,11 @@ def publish(ctx: RunContext, segment: str, chk: Checks, files: dict[str, object]
                                           for r in chk.rows}}).encode(),
         "issues.csv": issues_csv(chk.rows),
         hashgate.EGRESS: dumps(hashgate.egress_checksums(
-            ctx.results, [contracts.dataset_path(ctx.results, d) for d in egress])).encode(),
+            ctx.results, [contracts.dataset_path(ctx.results, d) for d in handoffs(segment)])).encode(),
         "lineage.json": dumps({**ctx.identity,
                                "sealed_inputs_sha256": sha256_file(sealed) if sealed.exists() else None}).encode(),
     })
-    digest = hashgate.publish_bundle(ctx.results / segment, blobs, passed, chk.code)
+    digest = hashgate.publish_bundle(ctx.io.output("flag").parent, blobs, passed, chk.code)
     if not passed:
         raise EngineFailure(f"{chk.code}.VALIDATION_FAILED", "failed checks: " + ", ".join(chk.failed) +
                             f"; see results/{segment}/validation/validation_report.json", {"segment": segment})
@@ -131,12 +146,12 @@ def page(ctx: RunContext, chk: Checks, title: str, sections: list[tuple[str, str
                              ("Checks", html.table(chk.rows, ["check", "verdict", "figure", "threshold", "detail"]))])
 
 
-def finish(ctx: RunContext, chk: Checks, rep, summary_html: str, files: dict[str, object], egress: list[str]) -> str:
+def finish(ctx: RunContext, chk: Checks, rep, summary_html: str, files: dict[str, object]) -> str:
     """Write the summary page and the run report, then the bundle (and flag, or the failure)."""
     from .publish import publish_text
-    state_dir = ctx.results / rep.segment / rep.state
-    publish_text(summary_html, state_dir / "summary.html", chk.code, overwrite=True)
+    check_gate_still_holds(ctx, rep.segment, chk)
+    publish_text(summary_html, ctx.io.output("summary"), chk.code, overwrite=True)
     rep.count(checks=len(chk.rows), failed=len(chk.failed))
     rep.rng(None)
-    rep.write(state_dir / "run_report.json", "FAIL" if chk.failed else "PASS")
-    return publish(ctx, rep.segment, chk, files, egress)
+    rep.write(ctx.io.output("report"), "FAIL" if chk.failed else "PASS")
+    return publish(ctx, rep.segment, chk, files)

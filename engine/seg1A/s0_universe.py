@@ -7,29 +7,19 @@ import polars as pl
 from engine.core import datasets, rng
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
-from engine.core.identity import dumps, sha256_file
-from engine.core.publish import publish_text
+from engine.core.gate import run_gate
 
 from . import kernels
-from .common import CHANNELS, POLICIES, SEG, mcc_in, mcc_offsets, policy, sigmoid, state_report, \
-    streams, write_trace
+from .common import CHANNELS, POLICIES, SEG, mcc_in, mcc_offsets, policy, report_path, sigmoid, \
+    state_report, streams, write_trace
 
 CODE = "1A.S0"
 
 
 # ---------------------------------------------------------------- reference data
 
-def load_reference(ctx: RunContext) -> tuple[pl.DataFrame, pl.DataFrame]:
-    ref = ctx.results / "reference"
-    out = []
-    for name in ("countries", "mcc_codes"):
-        p = ref / f"{name}.csv"
-        if not p.exists():
-            raise EngineFailure(f"{CODE}.INPUT_INVALID", "reference table missing; run the reference_tables rule",
-                                {"file": str(p)})
-        out.append(pl.read_csv(p, comment_prefix="#", infer_schema_length=0))
-    countries, mccs = out
-    return countries, mccs
+def load_reference(ctx: RunContext, code: str = CODE) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return datasets.read(ctx, "countries", code), datasets.read(ctx, "mcc_codes", code)
 
 
 def build_country_ref(countries: pl.DataFrame) -> pl.DataFrame:
@@ -227,16 +217,6 @@ def build_features(merchants: pl.DataFrame, cref: pl.DataFrame, cb: dict, hn: di
 
 # ---------------------------------------------------------------- state
 
-def seal(ctx: RunContext) -> list[dict]:
-    """sealed_inputs_1A: asset id, logical path and SHA-256 of every file S0 reads."""
-    files = {f"config/{SEG}/{p}.yaml": (p, ctx.cfg(SEG, f"{p}.yaml")) for p in POLICIES}
-    files |= {f"results/reference/{t}.csv": (f"ref_{t}", ctx.results / "reference" / f"{t}.csv")
-              for t in ("countries", "mcc_codes")}
-    rows = [{"asset_id": aid, "path": rel, "sha256_hex": sha256_file(f),
-             "version_tag": ctx.receipt["parameter_hash"][:12]} for rel, (aid, f) in files.items()]
-    return sorted(rows, key=lambda r: r["asset_id"])
-
-
 def run(ctx: RunContext) -> None:
     rep = state_report("S0")
     pol = {name: policy(ctx, name) for name in POLICIES}
@@ -245,7 +225,6 @@ def run(ctx: RunContext) -> None:
     mcc_codes = np.sort(mccs["mcc"].cast(pl.Int64).to_numpy())
     check_eligibility_rules(pol["crossborder"]["eligibility"]["rules"], set(cref["country_iso"]),
                             set(mcc_codes.tolist()))
-    sealed = seal(ctx)
 
     trace = rng.RngTrace()
     merchants = draw_universe(ctx, cref, mcc_codes, pol["universe"], trace)
@@ -266,13 +245,9 @@ def run(ctx: RunContext) -> None:
     datasets.publish(ctx, cref, "country_ref", CODE)
     datasets.publish(ctx, merchants, "merchant_ids", CODE)
     datasets.publish(ctx, feats, "merchant_features", CODE)
-    publish_text(dumps({"segment": SEG, "inputs": sealed}), ctx.results / SEG / "S0" / "sealed_inputs.json",
-                 CODE, overwrite=True)
-    publish_text(dumps({"segment": SEG, "upstream": [], "identity": ctx.identity,
-                        "calibrated_bases": base, "preflight_nb_rejection_rate": rate}),
-                 ctx.results / SEG / "S0" / "gate_receipt.json", CODE, overwrite=True)
+    run_gate(ctx, CODE, {"calibrated_bases": base, "preflight_nb_rejection_rate": rate})
     rep.count(merchants=merchants.height, countries=cref.height, distinct_homes=n_homes,
               cnp=int((merchants["channel"] == CHANNELS[1]).sum()), eligible=int(feats["is_eligible"].sum()))
     rep.data["calibrated_bases"] = base
     rep.rng(write_trace(ctx, "S0", trace))
-    rep.write(ctx.results / SEG / "S0" / "run_report.json")
+    rep.write(report_path(ctx, "S0"))

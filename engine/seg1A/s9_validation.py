@@ -92,7 +92,7 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
     cref = d["country_ref"]
     # S0: universe and features
     tr = rng.RngTrace()
-    _, mccs = s0_universe.load_reference(ctx)
+    _, mccs = s0_universe.load_reference(ctx, CODE)
     mcc_codes = np.sort(mccs["mcc"].cast(pl.Int64).to_numpy())
     uni = s0_universe.draw_universe(ctx, cref, mcc_codes, pol["universe"], tr)
     chk.add("replay_s0_universe", frames_equal(uni.with_columns(pl.col("mcc").cast(pl.Int32)), mids))
@@ -245,5 +245,4 @@ def run(ctx: RunContext) -> None:
         acct = rng_accounting(ctx, SEG, ("S0", "S1", "S2", "S4", "S6", "S7"), replayed, chk)
         cors = corridors(ctx, d, pol, chk)
     validation.finish(ctx, chk, rep, summary_page(ctx, d, chk, cors),
-                      {"rng_accounting.json": {"families": acct}, "corridors.json": {"corridors": cors}},
-                      egress=["outlet_catalogue"])
+                      {"rng_accounting.json": {"families": acct}, "corridors.json": {"corridors": cors}})

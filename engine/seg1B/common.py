@@ -6,7 +6,7 @@ import polars as pl
 import shapely
 
 from engine.core.context import RunContext
-from engine.core.errors import EngineFailure
+from engine.core import datasets
 from engine.core.segment import Segment
 
 SEG = "1B"
@@ -48,11 +48,7 @@ def tile_of(lat: np.ndarray, lon: np.ndarray, g: float) -> np.ndarray:
 # ---------------------------------------------------------------- geometry
 
 def load_geometry(ctx: RunContext, code: str) -> pl.DataFrame:
-    p = ctx.results / "reference" / "country_geometry.csv"
-    if not p.exists():
-        raise EngineFailure(f"{code}.REFERENCE_MISSING", "country geometry table missing; run the "
-                            "reference_tables rule", {"file": str(p)})
-    df = pl.read_csv(p, schema_overrides={"wkt": pl.String})
+    df = datasets.read(ctx, "country_geometry", code)
     return df.with_columns(pl.Series("geom", shapely.from_wkt(df["wkt"].to_numpy()), dtype=pl.Object))
 
 

@@ -20,11 +20,7 @@ NEIGHBOURS = [(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -
 
 def city_population(ctx: RunContext, tiles: pl.DataFrame, g: float, min_pop: int) -> tuple[pl.DataFrame, int, int]:
     """Population per (country, tile) from GeoNames cities, and total vs placed population."""
-    p = ctx.results / "reference" / "cities.csv"
-    if not p.exists():
-        raise EngineFailure(f"{CODE}.TILE_INDEX_MISSING", "city table missing; run the reference_tables rule",
-                            {"file": str(p)})
-    cities = pl.read_csv(p).filter(pl.col("population") >= min_pop)
+    cities = datasets.read(ctx, "cities", CODE).filter(pl.col("population") >= min_pop)
     _, ncols = grid_shape(g)
     tid = tile_of(cities["lat"].to_numpy(), cities["lon"].to_numpy(), g).astype(np.int64)
     cand = pl.concat([

@@ -27,15 +27,13 @@ def requirements(cat: pl.DataFrame) -> pl.DataFrame:
 def run(ctx: RunContext) -> None:
     rep = state_report("S3")
     policy(ctx, "requirements", "S3")
-    if not (ctx.results / "1B" / "S0" / "gate_receipt.json").exists():
-        raise EngineFailure(f"{CODE}.NO_GATE_RECEIPT", "1B.S0 has not verified 1A; run it first", {})
     cat = datasets.read(ctx, "outlet_catalogue", CODE)
     weights = datasets.read(ctx, "tile_weights", CODE)
-    cref = datasets.read(ctx, "country_ref", CODE)
+    cref = datasets.read(ctx, "countries", CODE)
     req = requirements(cat)
     unknown = req.filter(~pl.col("legal_country_iso").is_in(cref["country_iso"].implode()))
     if unknown.height:
-        raise EngineFailure(f"{CODE}.FK_COUNTRY", "country not in country_ref", {"country": unknown["legal_country_iso"][0]})
+        raise EngineFailure(f"{CODE}.FK_COUNTRY", "country not in the reference countries table", {"country": unknown["legal_country_iso"][0]})
     missing = req.filter(~pl.col("legal_country_iso").is_in(weights["country_iso"].unique().implode()))
     if missing.height:
         raise EngineFailure(f"{CODE}.MISSING_WEIGHTS", "no tile weights for a country that has outlets; "

@@ -179,5 +179,4 @@ def run(ctx: RunContext) -> None:
         acct = rng_accounting(ctx, SEG, ("S4", "S5", "S6"), replay(ctx, d, pol, chk), chk)
         metrics = corridors(d, pol, chk)
     validation.finish(ctx, chk, rep, summary_page(ctx, d, chk, metrics),
-                      {"rng_accounting.json": {"families": acct}, "realism_metrics.json": metrics},
-                      egress=["site_locations", "tile_index", "tile_bounds", "tile_weights"])
+                      {"rng_accounting.json": {"families": acct}, "realism_metrics.json": metrics})

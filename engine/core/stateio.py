@@ -1,0 +1,135 @@
+"""What each state reads and writes, by name: the one owner of paths (DESIGN §4, §10).
+
+`declare(state_id)` turns `contracts/states.yaml` and the dataset dictionary into the named
+inputs and outputs of a state, as repository-relative paths. The Snakemake rules declare
+exactly these (rules/common.smk), and the engine opens only these: `StateIO.input(name)`
+refuses a name the state did not declare. A dataset is declared by its `_manifest.json`,
+so a damaged dataset can be un-sealed and its producer rerun (engine.core.integrity).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import contracts
+from .errors import EngineFailure
+
+MANIFEST = "_manifest.json"
+RECEIPT = "results/run_receipt.json"
+
+
+@functools.lru_cache(maxsize=None)
+def states() -> dict[str, dict]:
+    with open(contracts.CONTRACTS / "states.yaml") as f:
+        return yaml.safe_load(f)["states"]
+
+
+def dataset_manifest(dataset_id: str) -> str:
+    return f"{contracts.entry(dataset_id)['path']}/{MANIFEST}"
+
+
+def segment_of(dataset_id: str) -> str:
+    return contracts.entry(dataset_id)["segment"]
+
+
+def produced_by(state_id: str) -> list[str]:
+    return [d for d, e in contracts.dictionary().items() if e["produced_by"] == state_id]
+
+
+def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(inputs, outputs): name -> repository-relative path."""
+    try:
+        spec = states()[state_id]
+    except KeyError:
+        raise EngineFailure("CORE.IO.STATE_UNKNOWN", "state not declared in contracts/states.yaml",
+                            {"state": state_id}) from None
+    seg, st = state_id.split(".")
+    base = f"results/{seg}"
+    kind = spec.get("kind", "state")
+    ins: dict[str, str] = {"receipt": RECEIPT}
+    if kind != "gate":
+        ins["gate"] = f"{base}/S0/gate_receipt.json"
+    for p in spec.get("policies", []):
+        s, name = p.split("/")
+        ins[f"policy_{s}_{name}"] = f"config/{s}/{name}.yaml"
+    for r in spec.get("reference", []):
+        ins[f"ref_{r}"] = dataset_manifest(r)
+    for d in spec.get("reads", []):
+        ins[d] = dataset_manifest(d)
+        up = segment_of(d)
+        if up != seg:
+            ins[f"flag_{up}"] = f"results/{up}/_passed.flag"
+    for up in spec.get("upstream", []):
+        ins[f"flag_{up}"] = f"results/{up}/_passed.flag"
+    if kind == "validation":
+        ins["sealed"] = f"{base}/S0/sealed_inputs.json"
+        for other, o in states().items():
+            if other.startswith(seg + ".") and o.get("rng"):
+                ins[f"trace_{other.split('.')[1]}"] = f"{base}/rng/{other.split('.')[1]}.trace.json"
+    outs: dict[str, str] = {d: dataset_manifest(d) for d in produced_by(state_id)}
+    outs["report"] = f"{base}/{st}/run_report.json"
+    if spec.get("rng"):
+        outs["trace"] = f"{base}/rng/{st}.trace.json"
+    if kind == "gate":
+        outs["gate"] = f"{base}/S0/gate_receipt.json"
+        outs["sealed"] = f"{base}/S0/sealed_inputs.json"
+    if kind == "validation":
+        outs["summary"] = f"{base}/{st}/summary.html"
+        outs["bundle"] = f"{base}/validation/index.json"
+        outs["flag"] = f"{base}/_passed.flag"
+    return ins, outs
+
+
+def _dir_of(p: Path) -> Path:
+    return p.parent if p.name == MANIFEST else p
+
+
+@dataclass
+class StateIO:
+    """The declared paths of one state, resolved to real paths."""
+    state_id: str
+    inputs: dict[str, Path]
+    outputs: dict[str, Path]
+    opened: list[str] = field(default_factory=list)
+
+    @property
+    def segment(self) -> str:
+        return self.state_id.split(".")[0]
+
+    def _get(self, table: dict[str, Path], name: str, what: str) -> Path:
+        if name not in table:
+            raise EngineFailure("CORE.IO.UNDECLARED", f"state {self.state_id} {what} '{name}', which its rule does "
+                                "not declare; add it to contracts/states.yaml", {"state": self.state_id, "name": name})
+        self.opened.append(name)
+        return table[name]
+
+    def input(self, name: str) -> Path:
+        """Path of a declared input; a dataset or reference table resolves to its directory."""
+        return _dir_of(self._get(self.inputs, name, "reads"))
+
+    def output(self, name: str) -> Path:
+        return _dir_of(self._get(self.outputs, name, "writes"))
+
+    def has_input(self, name: str) -> bool:
+        return name in self.inputs
+
+    def policy(self, seg: str, name: str) -> Path:
+        return self.input(f"policy_{seg}_{name}")
+
+    @classmethod
+    def resolve(cls, state_id: str, results: Path, root: Path) -> "StateIO":
+        """The declared paths, with `results/` mapped to `results` and `config/` under `root`."""
+        ins, outs = declare(state_id)
+
+        def where(rel: str) -> Path:
+            r = Path(rel)
+            return Path(results) / r.relative_to("results") if r.parts[0] == "results" else Path(root) / r
+        return cls(state_id, {k: where(v) for k, v in ins.items()}, {k: where(v) for k, v in outs.items()})
+
+    @classmethod
+    def from_snakemake(cls, state_id: str, smk) -> "StateIO":
+        return cls(state_id, {k: Path(v) for k, v in smk.input.items()},
+                   {k: Path(v) for k, v in smk.output.items()})
