@@ -10,10 +10,29 @@ import yaml
 from engine.core import receipt
 from engine.core.context import ROOT, RunContext, begin_state
 from engine.refdata import build as refdata
-from engine.seg1A import (s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency,
-                          s6_selection, s7_allocation, s8_catalogue, s9_validation)
-from engine.seg1B import (s0_gate, s1_tiles, s2_weights, s3_requirements, s4_alloc, s5_assign, s6_jitter,
-                          s7_synthesis, s8_egress)
+from engine.seg1A import (
+    s0_universe,
+    s1_hurdle,
+    s2_nb_outlets,
+    s3_candidates,
+    s4_ztp,
+    s5_currency,
+    s6_selection,
+    s7_allocation,
+    s8_catalogue,
+    s9_validation,
+)
+from engine.seg1B import (
+    s0_gate,
+    s1_tiles,
+    s2_weights,
+    s3_requirements,
+    s4_alloc,
+    s5_assign,
+    s6_jitter,
+    s7_synthesis,
+    s8_egress,
+)
 from engine.seg1B import s9_validation as s9_validation_1B
 
 STATES = {

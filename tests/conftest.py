@@ -46,3 +46,14 @@ def config_copy(tmp_path) -> Path:
     root = tmp_path / "root"
     shutil.copytree(ROOT / "config", root / "config")
     return root
+
+
+def reseal(dataset_dir: Path) -> None:
+    """Rewrite a dataset's manifest after a test edited its files (simulates a valid re-publish)."""
+    import pyarrow.parquet as pq
+
+    from engine.core.publish import read_manifest, seal
+    man = read_manifest(dataset_dir)
+    files = [{"path": p.relative_to(dataset_dir).as_posix(), "rows": pq.ParquetFile(p).metadata.num_rows}
+             for p in sorted(dataset_dir.rglob("*.parquet"))]
+    seal(dataset_dir, files, man["dataset_id"], man["identity"])

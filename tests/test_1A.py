@@ -2,24 +2,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from conftest import build_1A, reseal
 
 from engine.core import contracts, datasets, hashgate
 from engine.core.errors import EngineFailure
 from engine.seg1A import s0_universe, s1_hurdle, s9_validation
 
-from conftest import build_1A
-
 SEG_DATASETS = [d for d, e in contracts.dictionary().items() if e["segment"] == "1A"]
 
 
 def _read(ctx, ds):
-    return datasets.read(ctx, ds, "TEST.S0")
+    return datasets.load(ctx.results, ds, verify=False)
 
 
 def _parquet_files(results):
@@ -146,10 +146,10 @@ def test_bad_ladder_set_is_named(config_copy, tmp_path):
 
 
 def test_missing_reference_table(world_copy):
-    (world_copy.results / "reference" / "countries.csv").unlink()
+    shutil.rmtree(world_copy.results / "reference" / "countries")
     with pytest.raises(EngineFailure) as e:
-        s0_universe.run(world_copy)
-    assert e.value.code == "1A.S0.INPUT_INVALID" and "countries.csv" in e.value.line()
+        s0_universe.run(world_copy.for_state("1A.S0"))
+    assert e.value.code == "1A.S0.REFERENCE_MISSING" and "reference/countries" in e.value.line()
 
 
 def test_missing_authored_reference_table(config_copy, tmp_path):
@@ -176,7 +176,7 @@ def test_existing_output_with_different_bytes_conflicts(world_copy):
     flipped = t.set_column(3, "is_multi", pc.invert(t.column("is_multi")))
     pq.write_table(flipped, target / "part-00000.parquet")
     with pytest.raises(EngineFailure) as e:
-        s1_hurdle.run(world_copy)
+        s1_hurdle.run(world_copy.for_state("1A.S1"))
     assert e.value.code == "1A.S1.IO_WRITE_CONFLICT"
 
 
@@ -184,14 +184,14 @@ def test_corrupted_upstream_parquet(world_copy):
     f = world_copy.results / "1A" / "merchant_features" / "part-00000.parquet"
     f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
     with pytest.raises(EngineFailure) as e:
-        s1_hurdle.run(world_copy)
+        s1_hurdle.run(world_copy.for_state("1A.S1"))
     assert e.value.code == "1A.S1.INPUT_CORRUPT"
 
 
 def test_dataset_of_another_run_is_refused(world_copy):
     world_copy.receipt["parameter_hash"] = "0" * 64
     with pytest.raises(EngineFailure) as e:
-        s1_hurdle.run(world_copy)
+        s1_hurdle.run(world_copy.for_state("1A.S1"))
     assert e.value.code == "1A.S1.INPUT_STALE"
 
 
@@ -204,9 +204,10 @@ def test_validation_fails_when_an_invariant_breaks(world_copy):
     counts[0] += 1                                           # one more outlet than N
     t = t.set_column(t.column_names.index("count"), "count", pa.array(counts, pa.int32()))
     pq.write_table(t, target / "part-00000.parquet")
+    reseal(target)
     (world_copy.results / "1A" / "_passed.flag").unlink()
     with pytest.raises(EngineFailure) as e:
-        s9_validation.run(world_copy)
+        s9_validation.run(world_copy.for_state("1A.S9"))
     assert e.value.code == "1A.S9.VALIDATION_FAILED" and "sum_alloc_equals_n" in e.value.message
     assert not (world_copy.results / "1A" / "_passed.flag").exists()
     summary = json.loads((world_copy.results / "1A/validation/summary.json").read_text())
@@ -219,7 +220,7 @@ def test_validation_fails_on_tampered_trace(world_copy):
     d["1A.gumbel_key"]["draws"] += 1
     p.write_text(json.dumps(d))
     with pytest.raises(EngineFailure) as e:
-        s9_validation.run(world_copy)
+        s9_validation.run(world_copy.for_state("1A.S9"))
     assert "rng_budget_gumbel_key" in e.value.message
     assert not (world_copy.results / "1A" / "_passed.flag").exists()
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from conftest import reseal
 
 from engine.core import contracts, datasets, hashgate
 from engine.core.errors import EngineFailure
@@ -19,7 +20,7 @@ PAIR = ["merchant_id", "legal_country_iso"]
 
 
 def _read(ctx, ds):
-    return datasets.read(ctx, ds, "TEST.S0")
+    return datasets.load(ctx.results, ds, verify=False)
 
 
 def test_every_outlet_placed_exactly_once(world_a):
@@ -51,7 +52,7 @@ def test_tile_weights_exact_per_country(world_a):
 
 
 def test_every_site_inside_its_country_and_tile(world_a):
-    geo = common.load_geometry(world_a, "TEST.S0")
+    geo = common.load_geometry(world_a.for_state("1B.S9"), "TEST.S0")
     gmap = dict(zip(geo["country_iso"], geo["geom"]))
     sl = _read(world_a, "site_locations")
     for (iso,), part in sl.group_by(["legal_country_iso"]):
@@ -66,8 +67,8 @@ def test_sites_cluster_where_people_live(world_a):
     """5,000 outlets of one merchant in Australia: the Sydney area is far denser than the Outback."""
     req = pl.DataFrame({"merchant_id": pl.Series([10**9], dtype=pl.UInt64), "legal_country_iso": ["AU"],
                         "n_sites": pl.Series([5000], dtype=pl.Int64)})
-    plan, _, _ = s4_alloc.allocate(world_a, req, _read(world_a, "tile_weights"), sampled=True)
-    sites, _, _ = s5_assign.assign(world_a, plan)
+    plan, _, _ = s4_alloc.allocate(world_a.for_state("1B.S4"), req, _read(world_a, "tile_weights"), sampled=True)
+    sites, _, _ = s5_assign.assign(world_a.for_state("1B.S5"), plan)
     pts = sites.join(_read(world_a, "tile_index").rename({"country_iso": "legal_country_iso"}),
                      on=["legal_country_iso", "tile_id"])
     assert pts.height == 5000
@@ -84,8 +85,8 @@ def test_sampled_remainder_spreads_small_merchants(world_a):
     req = pl.DataFrame({"merchant_id": pl.Series(range(1, 201), dtype=pl.UInt64), "legal_country_iso": ["DE"] * 200,
                         "n_sites": pl.Series([1] * 200, dtype=pl.Int64)})
     w = _read(world_a, "tile_weights")
-    lrr, _, end_lrr = s4_alloc.allocate(world_a, req, w, sampled=False)
-    smp, _, end_smp = s4_alloc.allocate(world_a, req, w, sampled=True)
+    lrr, _, end_lrr = s4_alloc.allocate(world_a.for_state("1B.S4"), req, w, sampled=False)
+    smp, _, end_smp = s4_alloc.allocate(world_a.for_state("1B.S4"), req, w, sampled=True)
     assert lrr["tile_id"].n_unique() == 1 and end_lrr[:, 3].sum() == 0
     assert smp["tile_id"].n_unique() > 50 and end_smp[:, 3].sum() == 200     # one draw per remainder unit
 
@@ -114,7 +115,7 @@ def test_gate_refuses_missing_1A_flag(world_copy):
     _clear_1B(world_copy)
     (world_copy.results / "1A" / "_passed.flag").unlink()
     with pytest.raises(EngineFailure) as e:
-        s0_gate.run(world_copy)
+        s0_gate.run(world_copy.for_state("1B.S0"))
     assert e.value.code == "1B.S0.UPSTREAM_FLAG_MISSING"
     assert not (world_copy.results / "1B").exists()
 
@@ -123,7 +124,7 @@ def test_gate_refuses_tampered_1A_flag(world_copy):
     _clear_1B(world_copy)
     (world_copy.results / "1A" / "_passed.flag").write_text("sha256_hex = " + "f" * 64 + "\n")
     with pytest.raises(EngineFailure) as e:
-        s0_gate.run(world_copy)
+        s0_gate.run(world_copy.for_state("1B.S0"))
     assert e.value.code == "1B.S0.UPSTREAM_HASHGATE_DIGEST_MISMATCH"
     assert not (world_copy.results / "1B").exists()
 
@@ -134,7 +135,7 @@ def test_gate_refuses_tampered_catalogue(world_copy):
     t = pq.read_table(f)
     pq.write_table(t.slice(1), f)                      # one outlet fewer, 1A's flag unchanged
     with pytest.raises(EngineFailure) as e:
-        s0_gate.run(world_copy)
+        s0_gate.run(world_copy.for_state("1B.S0"))
     assert e.value.code == "1B.S0.UPSTREAM_HASHGATE_DIGEST_MISMATCH"
 
 
@@ -144,10 +145,11 @@ def test_weights_missing_a_country_is_named(world_copy):
     iso = _read(world_copy, "s3_requirements")["legal_country_iso"][0]
     keep = pa.compute.not_equal(t.column("country_iso").cast(pa.string()), iso)
     pq.write_table(t.filter(keep), target / "part-00000.parquet")
+    reseal(target)
     import shutil
     shutil.rmtree(world_copy.results / "1B" / "s3_requirements")
     with pytest.raises(EngineFailure) as e:
-        s3_requirements.run(world_copy)
+        s3_requirements.run(world_copy.for_state("1B.S3"))
     assert e.value.code == "1B.S3.MISSING_WEIGHTS" and iso in e.value.line()
     assert not (world_copy.results / "1B" / "s3_requirements").exists()
 
@@ -159,9 +161,10 @@ def test_validation_fails_on_a_moved_site(world_copy):
     lat[0] += 3.0                                       # off its tile
     t = t.set_column(t.column_names.index("lat_deg"), "lat_deg", pa.array(lat))
     pq.write_table(t, target / "part-00000.parquet")
+    reseal(target)
     (world_copy.results / "1B" / "_passed.flag").unlink()
     with pytest.raises(EngineFailure) as e:
-        s9_validation.run(world_copy)
+        s9_validation.run(world_copy.for_state("1B.S9"))
     assert e.value.code == "1B.S9.VALIDATION_FAILED" and "points_inside_tile" in e.value.message
     assert not (world_copy.results / "1B" / "_passed.flag").exists()
 
@@ -182,5 +185,5 @@ def test_alloc_refuses_requirement_without_weights(world_a):
     req = pl.DataFrame({"merchant_id": pl.Series([1], dtype=pl.UInt64), "legal_country_iso": ["ZZ"],
                         "n_sites": pl.Series([3], dtype=pl.Int64)})
     with pytest.raises(EngineFailure) as e:
-        s4_alloc.allocate(world_a, req, _read(world_a, "tile_weights"), sampled=True)
+        s4_alloc.allocate(world_a.for_state("1B.S4"), req, _read(world_a, "tile_weights"), sampled=True)
     assert e.value.code == "1B.S4.MISSING_TILE_WEIGHTS" and "ZZ" in e.value.line()

@@ -83,6 +83,7 @@ def test_site_assignment_keeps_tile_quotas(sizes, seed):
 @given(st.floats(-60, 60), st.floats(-170, 170), st.integers(0, 2**32 - 1))
 def test_jitter_stays_in_rectangle_and_polygon(lat, lon, seed):
     import shapely
+
     from engine.seg1B.common import rings
     poly = shapely.Polygon([(lon, lat), (lon + 0.2, lat), (lon + 0.1, lat + 0.2)])   # a triangle
     geo = rings([shapely.MultiPolygon([poly])])

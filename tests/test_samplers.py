@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-
 from engine.core import rng, samplers  # noqa: E402
 from engine.core.samplers import gamma_mt, poisson, std_normal  # noqa: E402
+from engine.seg1A import nb  # noqa: E402
 
 U = np.uint64
 M64 = (1 << 64) - 1
@@ -208,7 +208,7 @@ def test_nb_attempts_replay_and_accounting():
         sg, sp = state("nbg", i), state("nbp", i)
         pg, pp = _pystream(sg), _pystream(sp)
         mu, phi = 4.0 + i % 7, 0.3 + (i % 5)
-        n, r = samplers.nb_attempts(sg, sp, mu, phi, 10_000)
+        n, r = nb.nb_attempts(sg, sp, mu, phi, 10_000)
         t = 0
         while True:
             lam = (mu / phi) * py_gamma(pg, phi)
@@ -222,7 +222,7 @@ def test_nb_attempts_replay_and_accounting():
 
 def test_nb_attempts_cap():
     sg, sp = state("capg"), state("capp")
-    n, r = samplers.nb_attempts(sg, sp, 1e-12, 1.0, 3)
+    n, r = nb.nb_attempts(sg, sp, 1e-12, 1.0, 3)
     assert (n, r) == (-1, 3)
     assert int(sp[3]) == 3  # three Poisson(~0) draws of K = 0, one uniform each
 
@@ -234,16 +234,16 @@ def test_nb_batch_matches_single_and_is_deterministic():
     sp = rng.derive_streams("1A.nb_poisson", "mf", "ph", 7, "", keys)
     mu = np.linspace(2.5, 40.0, m)
     phi = np.linspace(0.2, 12.0, m)[::-1].copy()
-    n, rej, eg, ep = samplers.nb_batch(sg, sp, mu, phi, 10_000)
+    n, rej, eg, ep = nb.nb_batch(sg, sp, mu, phi, 10_000)
     assert n.dtype == np.int32 and rej.dtype == np.int32
     assert eg.dtype == np.uint64 and eg.shape == (m, 5) and ep.shape == (m, 5)
     assert (n >= 2).all() and (rej >= 0).all()
     assert np.array_equal(eg[:, 0], sg[:, 0]) and np.array_equal(ep[:, 0], sp[:, 0])
     for i in range(0, m, 37):
         a, b = rng.new_state(*map(int, sg[i])), rng.new_state(*map(int, sp[i]))
-        assert samplers.nb_attempts(a, b, mu[i], phi[i], 10_000) == (n[i], rej[i])
+        assert nb.nb_attempts(a, b, mu[i], phi[i], 10_000) == (n[i], rej[i])
         assert np.array_equal(a, eg[i]) and np.array_equal(b, ep[i])
-    again = samplers.nb_batch(sg, sp, mu, phi, 10_000)
+    again = nb.nb_batch(sg, sp, mu, phi, 10_000)
     for x, y in zip((n, rej, eg, ep), again):
         assert np.array_equal(x, y)
     # blocks consumed == counter advance

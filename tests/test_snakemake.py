@@ -35,7 +35,7 @@ def test_dry_run_lists_every_state(workdir):
 
 
 def test_partial_build_resumes_and_matches_the_engine(workdir, world_a):
-    r = smk(workdir, "results/1A/s4_ztp_target")
+    r = smk(workdir, "results/1A/s4_ztp_target/_manifest.json")
     assert r.returncode == 0, r.stderr
     r = smk(workdir, "-n", "results/1A/_passed.flag")
     assert "seg1A_s9_validation" in r.stdout and "seg1A_s0_universe" not in r.stdout   # only what is left
@@ -62,6 +62,7 @@ def test_bad_config_is_named_before_any_work(workdir, tmp_path):
 
 def test_conda_env_pins_match_pyproject():
     import tomllib
+
     import yaml
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     env = yaml.safe_load((ROOT / "envs" / "engine.yaml").read_text())["dependencies"]

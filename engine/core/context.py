@@ -5,9 +5,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EngineFailure
 from .identity import dumps
@@ -36,7 +37,7 @@ class RunContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("engine"))
     io: Any = None          # engine.core.stateio.StateIO of the running state
 
-    def for_state(self, state_id: str, io=None) -> "RunContext":
+    def for_state(self, state_id: str, io=None) -> RunContext:
         """This context with the declared paths of `state_id` (resolved under `results` unless given)."""
         from .stateio import StateIO
         io = io or StateIO.resolve(state_id, self.results, self.root)
@@ -59,7 +60,7 @@ class RunContext:
 
     @classmethod
     def load(cls, receipt_path: Path, config: dict, root: Path = ROOT,
-             logger: logging.Logger | None = None) -> "RunContext":
+             logger: logging.Logger | None = None) -> RunContext:
         receipt_path = Path(receipt_path)
         try:
             receipt = json.loads(receipt_path.read_text())

@@ -36,13 +36,13 @@ def arrow_type(name: str) -> pa.DataType:
     return _ARROW[name]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_yaml(path: str) -> Any:
     with open(path) as f:
         return yaml.safe_load(f)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dictionary() -> dict[str, dict]:
     """The dataset dictionary, keyed by dataset id."""
     doc = _load_yaml(str(CONTRACTS / "dataset_dictionary.yaml"))
@@ -59,7 +59,7 @@ def dataset_path(results: Path, dataset_id: str) -> Path:
     return Path(results) / rel.relative_to("results")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dataset_schema(dataset_id: str) -> dict:
     schema = _load_yaml(str(ROOT / entry(dataset_id)["schema_ref"]))
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -124,3 +124,23 @@ def read_table(ctx: RunContext, dataset_id: str, code_prefix: str) -> pa.Table:
 def read(ctx: RunContext, dataset_id: str, code_prefix: str) -> pl.DataFrame:
     """A dataset (or reference table) this state declared, verified as above, as Polars."""
     return to_polars(read_table(ctx, dataset_id, code_prefix))
+
+
+def load(results, dataset_id: str, verify: bool = True) -> pl.DataFrame:
+    """Read a dataset from a results tree outside any state (users, notebooks, tests).
+
+    With `verify`, a hand-off is read only if its segment's flag verifies and seals its files.
+    """
+    from pathlib import Path
+    results = Path(results)
+    entry = contracts.entry(dataset_id)
+    path = contracts.dataset_path(results, dataset_id)
+    if verify and entry.get("handoff") and entry["segment"] != "reference":
+        seg_dir = results / entry["segment"]
+        hashgate.verify_cached(seg_dir, "CORE.READ")
+        sealed = hashgate.sealed_checksums(seg_dir)
+        for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST):
+            if sealed.get(f.relative_to(results).as_posix()) != sha256_file(f):
+                raise EngineFailure("CORE.READ.UPSTREAM_DATA_CHANGED", "file differs from the checksum its segment's "
+                                    "_passed.flag seals; rebuild the segment", {"file": str(f)})
+    return to_polars(read_dataset(path, "CORE.READ", dataset_id))

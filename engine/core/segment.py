@@ -1,8 +1,8 @@
 """Per-segment bookkeeping every state uses: policies, reports, rng traces, streams."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

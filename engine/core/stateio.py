@@ -21,7 +21,7 @@ MANIFEST = "_manifest.json"
 RECEIPT = "results/run_receipt.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def states() -> dict[str, dict]:
     with open(contracts.CONTRACTS / "states.yaml") as f:
         return yaml.safe_load(f)["states"]
@@ -120,7 +120,7 @@ class StateIO:
         return self.input(f"policy_{seg}_{name}")
 
     @classmethod
-    def resolve(cls, state_id: str, results: Path, root: Path) -> "StateIO":
+    def resolve(cls, state_id: str, results: Path, root: Path) -> StateIO:
         """The declared paths, with `results/` mapped to `results` and `config/` under `root`."""
         ins, outs = declare(state_id)
 
@@ -130,6 +130,6 @@ class StateIO:
         return cls(state_id, {k: where(v) for k, v in ins.items()}, {k: where(v) for k, v in outs.items()})
 
     @classmethod
-    def from_snakemake(cls, state_id: str, smk) -> "StateIO":
+    def from_snakemake(cls, state_id: str, smk) -> StateIO:
         return cls(state_id, {k: Path(v) for k, v in smk.input.items()},
                    {k: Path(v) for k, v in smk.output.items()})

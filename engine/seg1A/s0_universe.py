@@ -10,8 +10,19 @@ from engine.core.errors import EngineFailure
 from engine.core.gate import run_gate
 
 from . import kernels
-from .common import CHANNELS, POLICIES, SEG, mcc_in, mcc_offsets, policy, report_path, sigmoid, \
-    state_report, streams, write_trace
+from .common import (
+    CHANNELS,
+    POLICIES,
+    SEG,
+    mcc_in,
+    mcc_offsets,
+    policy,
+    report_path,
+    sigmoid,
+    state_report,
+    streams,
+    write_trace,
+)
 
 CODE = "1A.S0"
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import datasets, rng, samplers
+from engine.core import datasets, rng
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 
+from . import nb
 from .common import SEG, report_path, state_report, streams, write_trace
 
 CODE = "1A.S2"
@@ -26,7 +27,7 @@ def multi_merchants(ctx: RunContext, code: str) -> pl.DataFrame:
 def draw_nb(ctx: RunContext, ids: np.ndarray, mu: np.ndarray, phi: np.ndarray):
     sg = streams(ctx, "nb_gamma", ids)
     sp = streams(ctx, "nb_poisson", ids)
-    n, rej, end_g, end_p = samplers.nb_batch(sg, sp, mu, phi, ATTEMPT_CAP)
+    n, rej, end_g, end_p = nb.nb_batch(sg, sp, mu, phi, ATTEMPT_CAP)
     return n, rej, (sg, end_g), (sp, end_p)
 
 

@@ -14,8 +14,17 @@ from engine.core import csr, html, rng, validation
 from engine.core.context import RunContext
 from engine.core.validation import Checks, frames_equal, load_datasets, rng_accounting
 
-from . import kernels, s0_universe, s1_hurdle, s2_nb_outlets, s3_candidates, s4_ztp, s5_currency, \
-    s6_selection, s7_allocation
+from . import (
+    kernels,
+    s0_universe,
+    s1_hurdle,
+    s2_nb_outlets,
+    s3_candidates,
+    s4_ztp,
+    s5_currency,
+    s6_selection,
+    s7_allocation,
+)
 from .common import POLICIES, SEG, policy, state_report, streams
 
 CODE = "1A.S9"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.core.geometry import point_in_geom
 from engine.core.integerise import give_remainder
 from engine.core.rng import make_state, next_u01, next_u01_pair
 
@@ -96,25 +97,6 @@ def assign_sites(streams, pair_off, tile_runs):
             out[lo + perm[j]] = tile_runs[lo + j]
         end[p] = st
     return out, end
-
-
-@njit(cache=True)
-def point_in_geom(x, y, g, xs, ys, ring_off, geom_off):
-    """Even-odd ray cast over every ring of geometry g."""
-    inside = False
-    for rr in range(geom_off[g], geom_off[g + 1]):
-        a = ring_off[rr]
-        b = ring_off[rr + 1]
-        j = b - 1
-        for i in range(a, b):
-            yi = ys[i]
-            yj = ys[j]
-            if (yi > y) != (yj > y):
-                xc = xs[i] + (y - yi) * (xs[j] - xs[i]) / (yj - yi)
-                if x < xc:
-                    inside = not inside
-            j = i
-    return inside
 
 
 @njit(cache=True)

@@ -33,7 +33,8 @@ def run(ctx: RunContext) -> None:
     req = requirements(cat)
     unknown = req.filter(~pl.col("legal_country_iso").is_in(cref["country_iso"].implode()))
     if unknown.height:
-        raise EngineFailure(f"{CODE}.FK_COUNTRY", "country not in the reference countries table", {"country": unknown["legal_country_iso"][0]})
+        raise EngineFailure(f"{CODE}.FK_COUNTRY", "country not in the reference countries table",
+                            {"country": unknown["legal_country_iso"][0]})
     missing = req.filter(~pl.col("legal_country_iso").is_in(weights["country_iso"].unique().implode()))
     if missing.height:
         raise EngineFailure(f"{CODE}.MISSING_WEIGHTS", "no tile weights for a country that has outlets; "

@@ -1,6 +1,8 @@
 """1B.S6: a point inside the tile and inside the country for every outlet (RNG, bounded retry)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 
@@ -42,7 +44,17 @@ def site_frame(ctx: RunContext, code: str) -> tuple[pl.DataFrame, tuple]:
     return df, rings(geo["geom"].to_list())
 
 
-def jitter(ctx: RunContext, df: pl.DataFrame, geom_rings: tuple, max_attempts: int):
+class Jitter(NamedTuple):
+    """Per site: accepted point, attempts used, fallback flag; the streams and their end states."""
+    lon: np.ndarray
+    lat: np.ndarray
+    attempts: np.ndarray
+    fallback: np.ndarray
+    streams: np.ndarray
+    end: np.ndarray
+
+
+def jitter(ctx: RunContext, df: pl.DataFrame, geom_rings: tuple, max_attempts: int) -> Jitter:
     st = streams(ctx, "in_cell_jitter", site_keys(df))
     rect = df.select("r_lon0", "r_lon1", "r_lat0", "r_lat1").to_numpy()
     anchor = df.select("a_lon", "a_lat").to_numpy()
@@ -58,7 +70,7 @@ def jitter(ctx: RunContext, df: pl.DataFrame, geom_rings: tuple, max_attempts: i
             o[a:b] = r
         end[a:b] = res[4]
         prog.update(b - a)
-    return (*out, st, end)
+    return Jitter(*out, st, end)
 
 
 def run(ctx: RunContext) -> None:

@@ -1,7 +1,6 @@
 """1B.S8: `site_locations`, the egress: one WGS84 point per outlet, order-free (RNG-free)."""
 from __future__ import annotations
 
-
 from engine.core import datasets
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure

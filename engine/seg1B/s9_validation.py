@@ -79,12 +79,14 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict:
     chk.add("s5_one_draw_per_site", out[f"{SEG}.site_tile_assign"]["draws"] == sites.height,
             figure=out[f"{SEG}.site_tile_assign"]["draws"], threshold=sites.height)
     df, geom_rings = s6_jitter.site_frame(ctx, CODE)
-    lon, lat, attempts, fallback, st, end = s6_jitter.jitter(ctx, df, geom_rings, pol["jitter"]["max_attempts"])
+    j = s6_jitter.jitter(ctx, df, geom_rings, pol["jitter"]["max_attempts"])
     s6 = d["s6_site_jitter"]
-    same = (np.array_equal(attempts, s6["attempts"].to_numpy()) and np.array_equal(fallback, s6["fallback"].to_numpy())
-            and np.array_equal(lon - df["centroid_lon_deg"].to_numpy(), s6["delta_lon_deg"].to_numpy()))
+    same = (np.array_equal(j.attempts, s6["attempts"].to_numpy())
+            and np.array_equal(j.fallback, s6["fallback"].to_numpy())
+            and np.array_equal(j.lon - df["centroid_lon_deg"].to_numpy(), s6["delta_lon_deg"].to_numpy())
+            and np.array_equal(j.lat - df["centroid_lat_deg"].to_numpy(), s6["delta_lat_deg"].to_numpy()))
     chk.add("replay_s6_jitter", same)
-    t6 = validation.totals(end)
+    t6 = validation.totals(j.end)
     out[f"{SEG}.in_cell_jitter"] = t6
     chk.add("s6_blocks_equal_attempts", t6["blocks"] == int(s6["attempts"].sum()) and t6["draws"] == 2 * t6["blocks"],
             figure=t6["blocks"], threshold=int(s6["attempts"].sum()))
@@ -132,7 +134,8 @@ def corridors(d: dict, pol: dict, chk: Checks) -> dict:
     gate("min_distinct_tile_ratio_per_country", ratio, ratio >= c["min_distinct_tile_ratio_per_country"]["value"],
          c["min_distinct_tile_ratio_per_country"]["value"])
     dup = (n - sl.select("lon_deg", "lat_deg").n_unique()) / n if n else 0.0
-    gate("max_duplicate_point_share", dup, dup <= c["max_duplicate_point_share"]["value"], c["max_duplicate_point_share"]["value"])
+    lim = c["max_duplicate_point_share"]["value"]
+    gate("max_duplicate_point_share", dup, dup <= lim, lim)
     fb = float(s6["fallback"].mean()) if n else 0.0
     gate("max_fallback_share", fb, fb <= c["max_fallback_share"]["value"], c["max_fallback_share"]["value"])
     ma = float(s6["attempts"].cast(pl.Float64).mean()) if n else 0.0
