@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_CODE = re.compile(r"^[0-9A-Z]{2,3}\.S[0-9]+\.[A-Z0-9_]+$|^CORE\.[A-Z0-9_]+\.[A-Z0-9_]+$")
+_CODE = re.compile(r"^[0-9A-Z]{2,3}\.S[0-9]+\.[A-Z0-9_]+$|^(CORE|USER|TEST)\.[A-Z0-9_]+\.[A-Z0-9_]+$")
 
 
 class EngineFailure(Exception):

@@ -17,6 +17,8 @@ import polars as pl
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
+from engine.core import detmath
+
 KM_PER_DEG = 111.32
 TZ_SIMPLIFY_DEG = 0.01
 
@@ -72,7 +74,7 @@ def _disc(lat: float, lon: float, area_km2: float, n: int = 48) -> MultiPolygon:
     dlat = r_km / KM_PER_DEG
     dlon = r_km / (KM_PER_DEG * max(math.cos(math.radians(lat)), 0.05))
     t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
-    ring = np.column_stack([np.clip(lon + dlon * np.cos(t), -180, 180), np.clip(lat + dlat * np.sin(t), -90, 90)])
+    ring = np.column_stack([np.clip(lon + dlon * detmath.cos(t), -180, 180), np.clip(lat + dlat * detmath.sin(t), -90, 90)])
     return MultiPolygon([Polygon(ring)])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from engine.core import detmath
 from engine.core.context import RunContext
 from engine.core.segment import Segment
 
@@ -46,7 +47,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """Overflow-safe two-branch logistic."""
     out = np.empty_like(x)
     pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
+    out[pos] = 1.0 / (1.0 + detmath.exp(-x[pos]))
+    ex = detmath.exp(x[~pos])
     out[~pos] = ex / (1.0 + ex)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import datasets, rng
+from engine.core import datasets, detmath, rng
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 from engine.core.gate import run_gate
@@ -174,10 +174,10 @@ def model_parameters(merchants: pl.DataFrame, gdp: np.ndarray, bucket: np.ndarra
     h, mn, ds, cal, cl = hn["hurdle"], hn["nb_mean"], hn["nb_dispersion"], hn["calibration"], hn["clamps"]
     eta_off = ch(h) + np.array([h["gdp_bucket"][str(v)] for v in range(1, 6)])[bucket - 1] + mcc_offsets(mcc, h)
     mu_off = ch(mn) + mcc_offsets(mcc, mn)
-    phi_off = ds["gdp_log_slope"] * np.log(gdp) + ch(ds) + mcc_offsets(mcc, ds)
+    phi_off = ds["gdp_log_slope"] * detmath.log(gdp) + ch(ds) + mcc_offsets(mcc, ds)
     pi_of = lambda b: np.clip(sigmoid(b + eta_off), *cl["pi"])
-    mu_of = lambda b: np.clip(np.exp(b + mu_off), *cl["mu"])
-    phi_of = lambda b: np.clip(np.exp(b + phi_off), *cl["phi"])
+    mu_of = lambda b: np.clip(detmath.exp(b + mu_off), *cl["mu"])
+    phi_of = lambda b: np.clip(detmath.exp(b + phi_off), *cl["phi"])
     base = {"logit": h["base_logit"], "log_mu": mn["base_log_mean"], "log_phi": ds["base_log_phi"]}
     if cal["enabled"]:
         it, br = cal["fixed_iters"], cal["brackets"]
@@ -197,8 +197,8 @@ def model_parameters(merchants: pl.DataFrame, gdp: np.ndarray, bucket: np.ndarra
 
 def nb_acceptance(mu: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Per-attempt P(K >= 2) of the NB(μ, φ) draw: 1 - P0 - P1 (log space)."""
-    logp = np.log(phi) - np.log(mu + phi)
-    p0 = np.exp(phi * logp)
+    logp = detmath.log(phi) - detmath.log(mu + phi)
+    p0 = detmath.exp(phi * logp)
     p1 = phi * (mu / (mu + phi)) * p0
     return 1.0 - p0 - p1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import datasets, rng
+from engine.core import datasets, detmath, rng
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 
@@ -28,7 +28,7 @@ def ztp_inputs(ctx: RunContext, code: str) -> pl.DataFrame:
 
 def lambda_extra(n: np.ndarray, openness: np.ndarray, ztp: dict) -> np.ndarray:
     x = np.nan_to_num(openness, nan=0.0)
-    return np.exp(ztp["theta0"] + ztp["theta1_log_n"] * np.log(n) + ztp["theta2_openness"] * x)
+    return detmath.exp(ztp["theta0"] + ztp["theta1_log_n"] * detmath.log(n) + ztp["theta2_openness"] * x)
 
 
 def draw_targets(ctx: RunContext, inp: pl.DataFrame, ztp: dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import csr, datasets, rng
+from engine.core import csr, datasets, detmath, rng
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 
@@ -38,7 +38,7 @@ def gumbel_select(rows: pl.DataFrame, u: np.ndarray, targets: pl.DataFrame) -> p
     """key = ln w - ln(-ln u) (null for w = 0); top K_realized by key, ties to lower rank."""
     w = rows["weight"].to_numpy()
     with np.errstate(divide="ignore"):
-        key = np.where(w > 0, np.log(w) - np.log(-np.log(u)), np.nan)
+        key = np.where(w > 0, detmath.log(w) - detmath.log(-detmath.log(u)), np.nan)
     df = rows.with_columns(pl.Series("u", u), pl.Series("gumbel_key", key).fill_nan(None))
     ranked = (df.join(targets, on="merchant_id", how="left", maintain_order="left")
               .with_columns(pl.col("gumbel_key").rank("ordinal", descending=True).over("merchant_id").alias("pos"))

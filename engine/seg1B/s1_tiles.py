@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import shapely
 
-from engine.core import datasets
+from engine.core import datasets, detmath
 from engine.core.context import RunContext
 from engine.core.progress import Progress
 
@@ -37,7 +37,7 @@ def country_tiles(iso: str, geom, g: float, radius_m: float, rep: tuple[float, f
     lon1, lat0 = lon0 + g, lat1 - g
     interior = shapely.contains_properly(geom, shapely.box(lon0, lat0, lon1, lat1)) if rule == "center" \
         else np.zeros(len(rows), bool)
-    area = radius_m ** 2 * np.radians(g) * (np.sin(np.radians(lat1)) - np.sin(np.radians(lat0)))
+    area = radius_m ** 2 * np.radians(g) * (detmath.sin(np.radians(lat1)) - detmath.sin(np.radians(lat0)))
     return pl.DataFrame({
         "country_iso": iso, "tile_id": (rows * ncols + cols).astype(np.uint64),
         "raster_row": rows.astype(np.uint32), "raster_col": cols.astype(np.uint32),
