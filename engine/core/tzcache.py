@@ -44,7 +44,7 @@ from .errors import EngineFailure
 __all__ = ["INT64_MIN", "MAX_OFFSET_MIN", "TZif", "PosixTZ", "parse_tzif", "parse_posix_tz",
            "posix_transitions", "zone_timeline", "build_tz_cache", "check_coverage",
            "tz_index_digest", "canonical_bytes", "tab_tzids", "tzdata_tree_sha256",
-           "to_unix_seconds", "CACHE_SCHEMA"]
+           "to_unix_seconds", "wheel_zoneinfo", "CACHE_SCHEMA"]
 
 INT64_MIN = -(1 << 63)
 MAX_OFFSET_MIN = 900                      # chapter 2A.S3 step 4: |offset| <= 15 h
@@ -264,6 +264,14 @@ def _read_zone(tzid: str, code_prefix: str) -> bytes:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise EngineFailure(f"{code_prefix}.UNKNOWN_TZID", "tzid is not in the pinned tzdata",
                             {"tzid": tzid}) from None
+
+
+def wheel_zoneinfo(tzid: str, code_prefix: str = "2A.S3"):
+    """A zoneinfo.ZoneInfo read from the pinned wheel. ``ZoneInfo(key)`` itself searches the
+    system TZPATH (/usr/share/zoneinfo, possibly another tzdb release) before the wheel."""
+    import io
+    import zoneinfo
+    return zoneinfo.ZoneInfo.from_file(io.BytesIO(_read_zone(tzid, code_prefix)), key=tzid)
 
 
 def tab_tzids() -> list[str]:
