@@ -114,6 +114,7 @@ FIXED = [
     [G // 2, G // 4, G // 8, G // 8],
     on_grid([1] * 7),                                        # 2^24 not divisible by 7
     [0, G - 5, 0, 5],                                        # zero masses and a near-zero one
+    [0, G - 5000, 0, 5000],
     on_grid([int(1000 / (k + 1) ** 1.3) + 1 for k in range(50)]),  # heavy tail
     on_grid([97 + (k * 37) % 11 for k in range(300)]),       # near-uniform, many slots
 ]
@@ -174,6 +175,7 @@ def test_fidelity_flags_a_tampered_slot():
     pq2 = pq.copy()
     pq2[off[4] + 3] -= 1
     assert A.check_fidelity(off, m, pq2, al).tolist() == [4]
+    assert len(FIXED[4]) == 4 and FIXED[4][3] == 5000
 
 
 def test_bad_masses_raise_named_code():
@@ -193,9 +195,14 @@ def _counts_ok(slots: np.ndarray, ms: list[int], n: int) -> float:
     assert np.all(counts[np.array(ms) == 0] == 0)           # zero mass: never drawn
     big = exp >= 5
     obs_b, exp_b = counts[big].astype(float), exp[big]
-    if (~big).any():                                        # pool the small-expectation slots
-        obs_b = np.append(obs_b, counts[~big].sum())
-        exp_b = np.append(exp_b, exp[~big].sum())
+    if (~big).any():                  # pool the small-expectation slots (into the largest bin if < 5)
+        o, e = counts[~big].sum(), exp[~big].sum()
+        if e >= 5:
+            obs_b, exp_b = np.append(obs_b, o), np.append(exp_b, e)
+        else:
+            k = int(np.argmax(exp_b))
+            obs_b[k] += o
+            exp_b[k] += e
     if len(exp_b) < 2:
         return 1.0
     stat = float(((obs_b - exp_b) ** 2 / exp_b).sum())
