@@ -48,7 +48,8 @@ def run_gate(ctx: RunContext, code: str, extra: dict | None = None) -> dict[str,
     for name in sorted(ctx.io.inputs):
         if name.startswith("flag_"):
             up = name[len("flag_"):]
-            upstream[up] = hashgate.verify(ctx.results / up, code)          # no PASS, no read
+            upstream[up] = hashgate.verify(ctx.results / up, code, egress=False)   # no PASS, no read;
+            # the files this segment reads are checked against the sealed checksums below
     for name, p in sorted(ctx.io.inputs.items()):
         if name.startswith("policy_"):
             _, s, pol = name.split("_", 2)
