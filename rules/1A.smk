@@ -11,11 +11,11 @@ rule seg1A_s0_universe:
         "logs/1A/S0.log",
     benchmark:
         "logs/benchmarks/1A/S0.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s0_universe.py"
 
@@ -29,11 +29,11 @@ rule seg1A_s1_hurdle:
         "logs/1A/S1.log",
     benchmark:
         "logs/benchmarks/1A/S1.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s1_hurdle.py"
 
@@ -47,11 +47,11 @@ rule seg1A_s2_nb_outlets:
         "logs/1A/S2.log",
     benchmark:
         "logs/benchmarks/1A/S2.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s2_nb_outlets.py"
 
@@ -65,11 +65,11 @@ rule seg1A_s3_candidates:
         "logs/1A/S3.log",
     benchmark:
         "logs/benchmarks/1A/S3.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s3_candidates.py"
 
@@ -83,11 +83,11 @@ rule seg1A_s4_ztp:
         "logs/1A/S4.log",
     benchmark:
         "logs/benchmarks/1A/S4.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s4_ztp.py"
 
@@ -101,11 +101,11 @@ rule seg1A_s5_currency:
         "logs/1A/S5.log",
     benchmark:
         "logs/benchmarks/1A/S5.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s5_currency.py"
 
@@ -119,11 +119,11 @@ rule seg1A_s6_selection:
         "logs/1A/S6.log",
     benchmark:
         "logs/benchmarks/1A/S6.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s6_selection.py"
 
@@ -137,11 +137,11 @@ rule seg1A_s7_allocation:
         "logs/1A/S7.log",
     benchmark:
         "logs/benchmarks/1A/S7.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s7_allocation.py"
 
@@ -155,11 +155,11 @@ rule seg1A_s8_catalogue:
         "logs/1A/S8.log",
     benchmark:
         "logs/benchmarks/1A/S8.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s8_catalogue.py"
 
@@ -173,10 +173,10 @@ rule seg1A_s9_validation:
         "logs/1A/S9.log",
     benchmark:
         "logs/benchmarks/1A/S9.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1A/s9_validation.py"

@@ -11,11 +11,11 @@ rule seg1B_s0_gate:
         "logs/1B/S0.log",
     benchmark:
         "logs/benchmarks/1B/S0.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s0_gate.py"
 
@@ -29,11 +29,11 @@ rule seg1B_s1_tiles:
         "logs/1B/S1.log",
     benchmark:
         "logs/benchmarks/1B/S1.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s1_tiles.py"
 
@@ -47,11 +47,11 @@ rule seg1B_s2_weights:
         "logs/1B/S2.log",
     benchmark:
         "logs/benchmarks/1B/S2.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s2_weights.py"
 
@@ -65,11 +65,11 @@ rule seg1B_s3_requirements:
         "logs/1B/S3.log",
     benchmark:
         "logs/benchmarks/1B/S3.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s3_requirements.py"
 
@@ -83,11 +83,11 @@ rule seg1B_s4_alloc:
         "logs/1B/S4.log",
     benchmark:
         "logs/benchmarks/1B/S4.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s4_alloc.py"
 
@@ -101,11 +101,11 @@ rule seg1B_s5_assign:
         "logs/1B/S5.log",
     benchmark:
         "logs/benchmarks/1B/S5.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s5_assign.py"
 
@@ -119,11 +119,11 @@ rule seg1B_s6_jitter:
         "logs/1B/S6.log",
     benchmark:
         "logs/benchmarks/1B/S6.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s6_jitter.py"
 
@@ -137,11 +137,11 @@ rule seg1B_s7_synthesis:
         "logs/1B/S7.log",
     benchmark:
         "logs/benchmarks/1B/S7.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s7_synthesis.py"
 
@@ -155,11 +155,11 @@ rule seg1B_s8_egress:
         "logs/1B/S8.log",
     benchmark:
         "logs/benchmarks/1B/S8.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s8_egress.py"
 
@@ -173,10 +173,10 @@ rule seg1B_s9_validation:
         "logs/1B/S9.log",
     benchmark:
         "logs/benchmarks/1B/S9.tsv"
+    conda:
+        "../envs/engine.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    conda:
-        "../envs/engine.yaml"
     script:
         "../scripts/1B/s9_validation.py"

@@ -7,8 +7,8 @@ release), transitions found by the chapter's daily scan + bisection.
 from __future__ import annotations
 
 import datetime as dt
-import struct
 import functools
+import struct
 
 import numpy as np
 import pytest
@@ -18,13 +18,13 @@ from engine.core import tzcache
 from engine.core.errors import EngineFailure
 from engine.core.rng import uniforms_at
 
-E_AWARE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+E_AWARE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 E_NAIVE = dt.datetime(1970, 1, 1)
 US = dt.timedelta(microseconds=1)
 DAY = 86400
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zi_(tz: str):
     return tzcache.wheel_zoneinfo(tz)
 

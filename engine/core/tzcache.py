@@ -315,8 +315,8 @@ def to_unix_seconds(x, *, end: bool = False) -> int:
         x = dt.date.fromisoformat(s) if len(s) == 10 else dt.datetime.fromisoformat(s)
     if isinstance(x, dt.datetime):
         if x.tzinfo is None:
-            x = x.replace(tzinfo=dt.timezone.utc)
-        return int((x - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(seconds=1))
+            x = x.replace(tzinfo=dt.UTC)
+        return int((x - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(seconds=1))
     if isinstance(x, dt.date):
         d = (x.toordinal() - _EPOCH_ORD) * 86400
         return d + 86399 if end else d

@@ -173,19 +173,56 @@ def damage(dataset_dir: Path) -> str | None:
 
 
 def unseal_damaged(results: Path) -> list[str]:
-    """Remove the manifest of every damaged dataset (and its segment's flag); return messages."""
+    """Un-seal every damaged dataset and remove the flag that certified it; return messages.
+
+    Snakemake does not rebuild a missing intermediate file while the final target is up to
+    date, so a flag over missing or damaged data goes too: its validation state then reruns,
+    and with it the producers of whatever is missing. A missing reference table takes the run
+    receipt with it (everything depends on the receipt)."""
     results = Path(results)
     msgs = []
     if not results.is_dir():
         return msgs
-    for man in sorted(results.glob(f"*/*/{MANIFEST}")):
-        why = damage(man.parent)
-        if why:
-            man.unlink(missing_ok=True)
-            seg = man.parent.parent
-            (seg / "_passed.flag").unlink(missing_ok=True)
-            msgs.append(f"{man.parent}: {why}; its producing rule will rerun")
+    for ds, entry in sorted(contracts.dictionary().items()):
+        d = results.parent / entry["path"]
+        seg = results / entry["segment"]
+        man = d / MANIFEST
+        why = damage(d) if man.exists() else ("missing" if _built(seg, entry) else None)
+        if not why:
+            continue
+        man.unlink(missing_ok=True)
+        if entry["segment"] == "reference":
+            (results / "run_receipt.json").unlink(missing_ok=True)
+        else:
+            for s in _downstream(results, entry["segment"]):
+                (results / s / "_passed.flag").unlink(missing_ok=True)
+        msgs.append(f"{d}: {why}; its producing rule will rerun")
     return msgs
+
+
+def _downstream(results: Path, segment: str) -> list[str]:
+    """The segment and every segment whose gate recorded it, recursively."""
+    import json
+    found, todo = [segment], [segment]
+    while todo:
+        up = todo.pop()
+        for gate in sorted(results.glob("*/S0/gate_receipt.json")):
+            try:
+                ups = [u["segment"] for u in json.loads(gate.read_text()).get("upstream", [])]
+            except (OSError, ValueError):
+                continue
+            seg = gate.parent.parent.name
+            if up in ups and seg not in found:
+                found.append(seg)
+                todo.append(seg)
+    return found
+
+
+def _built(seg: Path, entry: dict) -> bool:
+    """Was this dataset's segment built (so that a missing dataset is damage, not a fresh start)?"""
+    if entry["segment"] == "reference":
+        return (seg.parent / "run_receipt.json").exists()
+    return (seg / "_passed.flag").exists() or (seg / "validation").is_dir()
 
 
 # ---------------------------------------------------------------- stale locks
@@ -213,3 +250,22 @@ def clear_stale_locks(workdir: Path) -> bool:
     for f in files:
         f.unlink(missing_ok=True)
     return True
+
+
+def parse_time(basedir: str, config: dict) -> dict:
+    """Everything the Snakefile does before building the DAG; returns the effective config.
+    A bad config or policy prints one ERROR line and exits 1 (no traceback, nothing written)."""
+    import sys
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (basedir, os.environ.get("PYTHONPATH")) if p)
+    try:
+        cfg = effective_config(Path(basedir), config)
+        check_policies(Path(basedir))
+    except ConfigError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        raise SystemExit(1) from None
+    for msg in unseal_damaged(Path(basedir) / "results"):
+        sys.stderr.write(f"WARNING: damaged dataset {msg}\n")
+    if clear_stale_locks(Path(basedir)):
+        sys.stderr.write("NOTE: removed Snakemake locks left by a killed run (no Snakemake process is alive here)\n")
+    config.clear()
+    return cfg
