@@ -136,10 +136,13 @@ def test_internal_dataset_of_another_segment_is_not_readable(world_copy):
 
 # ---------------------------------------------------------------- 3. stale flags
 
-def test_refused_gate_leaves_no_flag_and_verify_follows_upstream(wd):
-    (wd / "results/1A/_passed.flag").unlink()
+def test_refused_gate_leaves_no_flag(wd):
+    f = wd / "results/1A/validation/corridors.json"
+    f.write_bytes(f.read_bytes() + b" ")                      # 1A's bundle no longer matches its flag
+    assert (wd / "results/1B/_passed.flag").exists()
     r = smk(wd, "--forcerun", "seg1B_s0_gate", "results/1B/S0/gate_receipt.json")
-    assert r.returncode != 0 and "1B.S0.UPSTREAM_FLAG_MISSING" in r.stdout + r.stderr
+    assert r.returncode != 0 and "1B.S0.UPSTREAM_HASHGATE_DIGEST_MISMATCH" in r.stdout + r.stderr
+    assert "corridors.json" in r.stdout + r.stderr
     assert not (wd / "results/1B/_passed.flag").exists()
 
 
