@@ -13,6 +13,7 @@ rule seg1A_s0_universe:
         reference=expand("results/reference/{t}.csv", t=REF_TABLES),
         policies=expand(P1A + "{p}.yaml", p=["universe", "hurdle_nb", "crossborder", "currency",
                                             "selection", "allocation", "validation"]),
+        priors=[P1A + "merchant_mix.yaml", P1A + "card_market.yaml"],
     output:
         country_ref=d1a("country_ref"),
         merchant_ids=d1a("merchant_ids"),
@@ -184,6 +185,7 @@ rule seg1A_s9_validation:
         receipt=RECEIPT,
         policies=expand(P1A + "{p}.yaml", p=["universe", "hurdle_nb", "crossborder", "currency",
                                             "selection", "allocation", "validation"]),
+        priors=[P1A + "merchant_mix.yaml", P1A + "card_market.yaml"],
         datasets=expand(R1A + "{d}", d=["country_ref", "merchant_ids", "merchant_features", "s1_hurdle",
                                         "s2_nb_outlets", "s3_candidate_set", "s4_ztp_target",
                                         "ccy_country_weights", "merchant_currency", "sparse_flag",
