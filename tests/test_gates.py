@@ -124,7 +124,7 @@ def test_upstream_data_changed_under_a_valid_flag_is_refused(world_copy):
     f.write_bytes(f.read_bytes()[:-1] + b"\0")
     with pytest.raises(EngineFailure) as e:
         s3_requirements.run(world_copy.for_state("1B.S3"))
-    assert e.value.code in ("1B.S3.UPSTREAM_DATA_CHANGED", "1B.S3.INPUT_CORRUPT")
+    assert e.value.code in ("1B.S3.UPSTREAM_HASHGATE_DIGEST_MISMATCH", "1B.S3.INPUT_CORRUPT")
 
 
 def test_internal_dataset_of_another_segment_is_not_readable(world_copy):

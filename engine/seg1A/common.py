@@ -9,7 +9,8 @@ from engine.core.context import RunContext
 from engine.core.segment import Segment
 
 SEG = "1A"
-POLICIES = ("universe", "hurdle_nb", "crossborder", "currency", "selection", "allocation", "validation")
+POLICIES = ("universe", "hurdle_nb", "crossborder", "currency", "selection", "allocation", "validation",
+            "merchant_mix", "card_market")
 CHANNELS = ("card_present", "card_not_present")
 
 

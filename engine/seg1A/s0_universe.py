@@ -23,6 +23,7 @@ from .common import (
     streams,
     write_trace,
 )
+from .mix import card_market_weights, mix_table
 
 CODE = "1A.S0"
 
@@ -53,45 +54,25 @@ def build_country_ref(countries: pl.DataFrame) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- universe
 
-def p_cnp(mcc: np.ndarray, ch: dict) -> np.ndarray:
-    """Precedence: online_heavy, then in_person_heavy, then default bands, then base."""
-    p = np.full(len(mcc), ch["base_p_cnp"])
-    bands = ch["cnp_default_bands"]
-    p = np.where(mcc_in(mcc, ranges=bands["ranges"]), bands["p_cnp"], p)
-    p = np.where(mcc_in(mcc, ch["in_person_heavy"]["mcc"]), ch["in_person_heavy"]["p_cnp"], p)
-    p = np.where(mcc_in(mcc, ch["online_heavy"]["mcc"]), ch["online_heavy"]["p_cnp"], p)
-    return p
-
-
 def inverse_cdf(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(weights)
     idx = np.searchsorted(cdf, u * cdf[-1], side="right")
     return np.minimum(idx, len(weights) - 1)
 
 
-def home_weights(cref: pl.DataFrame, home: dict) -> np.ndarray:
-    b = cref["gdp_bucket"].to_numpy().astype(np.float64)
-    pop = cref["population"].to_numpy().astype(np.float64)
-    return (home["floor_weight"] + home["bucket_base"] ** (b - 1.0)) * pop ** home["pop_exponent"]
-
-
-def mcc_weights(mcc: np.ndarray, boosts: list[dict]) -> np.ndarray:
-    w = np.ones(len(mcc))
-    for r in boosts:
-        w = np.where((mcc >= r["lo"]) & (mcc <= r["hi"]), w * r["factor"], w)
-    return w
-
-
-def draw_universe(ctx: RunContext, cref: pl.DataFrame, mcc_codes: np.ndarray, uni: dict,
+def draw_universe(ctx: RunContext, cref: pl.DataFrame, mcc_codes: np.ndarray, mix: dict, cm: dict,
                   trace: rng.RngTrace) -> pl.DataFrame:
+    """Home ~ card-market weight, MCC ~ merchant-mix share, channel ~ the MCC group's p_cnp."""
     m = ctx.world["merchants"]
     ids = np.arange(1, m + 1, dtype=np.uint64)
     st = streams(ctx, "universe", ids)
     u, end = kernels.uniforms(st, 3)
     trace.add_states(f"{SEG}.universe", st, end)
-    home_idx = inverse_cdf(home_weights(cref, uni["home"]), u[:, 0])
-    mcc = mcc_codes[inverse_cdf(mcc_weights(mcc_codes, uni["mcc"]["range_boosts"]), u[:, 1])]
-    cnp = u[:, 2] < p_cnp(mcc, uni["channel"])
+    home_idx = inverse_cdf(card_market_weights(cref, cm), u[:, 0])
+    mt = mix_table(mix, mcc_codes, CODE)
+    pick = inverse_cdf(mt["weight"].to_numpy(), u[:, 1])
+    mcc = mt["mcc"].to_numpy()[pick]
+    cnp = u[:, 2] < mt["p_cnp"].to_numpy()[pick]
     return pl.DataFrame({
         "merchant_id": ids,
         "mcc": mcc.astype(np.int32),
@@ -238,7 +219,7 @@ def run(ctx: RunContext) -> None:
                             set(mcc_codes.tolist()))
 
     trace = rng.RngTrace()
-    merchants = draw_universe(ctx, cref, mcc_codes, pol["universe"], trace)
+    merchants = draw_universe(ctx, cref, mcc_codes, pol["merchant_mix"], pol["card_market"], trace)
     feats, base = build_features(merchants, cref, pol["crossborder"], pol["hurdle_nb"])
 
     # invariants

@@ -16,6 +16,7 @@ from engine.core.validation import Checks, frames_equal, load_datasets, rng_acco
 
 from . import (
     kernels,
+    realism,
     s0_universe,
     s1_hurdle,
     s2_nb_outlets,
@@ -103,7 +104,7 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
     tr = rng.RngTrace()
     _, mccs = s0_universe.load_reference(ctx, CODE)
     mcc_codes = np.sort(mccs["mcc"].cast(pl.Int64).to_numpy())
-    uni = s0_universe.draw_universe(ctx, cref, mcc_codes, pol["universe"], tr)
+    uni = s0_universe.draw_universe(ctx, cref, mcc_codes, pol["merchant_mix"], pol["card_market"], tr)
     chk.add("replay_s0_universe", frames_equal(uni.with_columns(pl.col("mcc").cast(pl.Int32)), mids))
     totals.update({k: {x: v[x] for x in ("events", "draws", "blocks")} for k, v in tr.to_dict().items()})
     f2, _ = s0_universe.build_features(mids, cref, pol["crossborder"], pol["hurdle_nb"])
@@ -224,6 +225,9 @@ def corridors(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> list[dict]:
     out.append({"metric": "distinct_homes", "value": homes, "bounds": [need, None], "pass": homes >= need})
     chk.add("corridor_distinct_homes", homes >= need, figure=homes, threshold=need)
     upper("max_country_count", int(d["s7_allocation"]["count"].max() or 0), v["max_country_count"])
+    mcc_codes = np.sort(s0_universe.load_reference(ctx)[1]["mcc"].cast(pl.Int64).to_numpy())
+    f = realism.figures(mids, cat, d["country_ref"], mcc_codes, pol["merchant_mix"], pol["card_market"], v["realism"])
+    realism.gate(f, v["realism"], ctx.world["preset"], chk, out)
     return out
 
 

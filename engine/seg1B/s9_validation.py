@@ -9,7 +9,7 @@ from engine.core import html, validation
 from engine.core.context import RunContext
 from engine.core.validation import Checks, frames_equal, load_datasets, rng_accounting
 
-from . import s4_alloc, s5_assign, s6_jitter
+from . import landmask, s4_alloc, s5_assign, s6_jitter
 from .common import POLICIES, SEG, load_geometry, policy, state_report
 
 CODE = "1B.S9"
@@ -181,5 +181,7 @@ def run(ctx: RunContext) -> None:
         geometry(ctx, d, chk)
         acct = rng_accounting(ctx, SEG, ("S4", "S5", "S6"), replay(ctx, d, pol, chk), chk)
         metrics = corridors(d, pol, chk)
+        metrics["max_sites_at_sea_share"] = landmask.gate(d["site_locations"], pol["validation"]["sites_at_sea"],
+                                                          ctx.world["preset"], chk)
     validation.finish(ctx, chk, rep, summary_page(ctx, d, chk, metrics),
                       {"rng_accounting.json": {"families": acct}, "realism_metrics.json": metrics})
