@@ -21,7 +21,7 @@ import polars as pl
 from engine.core.errors import EngineFailure
 
 from .tz_polygons import TzPolygons, load_polygons
-from .tz_tables import ZoneTables, zone_tables
+from .tz_tables import ZoneTables, strings, zone_tables
 
 KEY = ["merchant_id", "legal_country_iso", "site_order"]
 SCOPES = ("site", "mcc", "country")          # precedence order
@@ -134,8 +134,8 @@ def resolve(sites: pl.DataFrame, nudge_policy: dict, overrides_policy: dict, tz_
         nlat[need], nlon[need] = la2, lo2
     source = np.where(tz == None, None, "polygon").astype(object)  # noqa: E711
 
-    out = s.with_columns(pl.Series("tzid_provisional", tz, dtype=pl.String),
-                         pl.Series("tzid_provisional_source", source, dtype=pl.String),
+    out = s.with_columns(strings(tz).alias("tzid_provisional"),
+                         strings(source).alias("tzid_provisional_source"),
                          pl.Series("nudge_lat_deg", nlat).fill_nan(None),
                          pl.Series("nudge_lon_deg", nlon).fill_nan(None),
                          pl.lit(None, pl.String).alias("override_scope"))
@@ -192,7 +192,7 @@ def resolve(sites: pl.DataFrame, nudge_policy: dict, overrides_policy: dict, tz_
 def check_final(tzid: pl.Series, source: pl.Series, keys: pl.DataFrame, tables: ZoneTables, state: str) -> None:
     """Every tzid known to tzdata; every non-override tzid listed for the site's country."""
     t = tzid.to_numpy()
-    known = pl.Series(t, dtype=pl.String).is_in(pl.Series(sorted(tables.zones), dtype=pl.String)).fill_null(False)
+    known = strings(t).is_in(sorted(tables.zones)).fill_null(False)
     if not known.all():
         i = int(np.argmax(~known.to_numpy()))
         raise EngineFailure(f"2A.{state}.UNKNOWN_TZID", "tzid is not in the pinned tzdata",

@@ -22,6 +22,13 @@ import polars as pl
 TABLE_FILES = ("zone.tab", "zone1970.tab", "tzdata.zi")
 
 
+def strings(a) -> pl.Series:
+    """A String Series from a str/object array or Series (object arrays may start with None)."""
+    if isinstance(a, pl.Series):
+        return a.cast(pl.String)
+    return pl.Series(np.asarray(a, dtype=object).tolist(), dtype=pl.String)
+
+
 def _zoneinfo_file(name: str) -> bytes:
     return (resources.files("tzdata") / "zoneinfo" / name).read_bytes()
 
@@ -52,9 +59,9 @@ class ZoneTables:
     def member_mask(self, tzids, isos) -> np.ndarray:
         """bool per row: is the tzid (any name, canonicalised) listed for that row's country?"""
         pairs = [f"{iso}|{tz}" for iso, zs in self.country_zones.items() for tz in zs]
-        tz = pl.Series(tzids, dtype=pl.String).replace(self.links)
-        key = pl.Series(isos, dtype=pl.String) + "|" + tz
-        return key.is_in(pl.Series(pairs, dtype=pl.String)).fill_null(False).to_numpy()
+        tz = strings(tzids).replace(self.links)
+        key = strings(isos) + "|" + tz
+        return key.is_in(pairs).fill_null(False).to_numpy()
 
 
 @functools.lru_cache(maxsize=1)

@@ -43,6 +43,14 @@ def _fail(code: str, msg: str, **ctx) -> EngineFailure:
 
 # ---------------------------------------------------------------- S1
 
+def quantise(p: np.ndarray, off: np.ndarray, bits: int, dp: int) -> np.ndarray:
+    """m_q per row: each CSR group's shares p onto the grid 2^bits by the one largest-remainder
+    law (engine.core.integerise.split_float: floors, then +1 to the largest residues, ties to the
+    earlier row = site-key order). int64; Σ per group = 2^bits exactly."""
+    m_q, _, _ = split_float(np.asarray(p, np.float64), off, np.full(len(off) - 1, 1 << bits, np.int64), dp)
+    return m_q
+
+
 def site_weights(sites: pl.DataFrame, policy: dict, derive: Derive) -> tuple[pl.DataFrame, dict, rng.RngTrace]:
     """s1_site_weights from the site key + `tzid` (site_timezones); rows in site-key order."""
     s = sites.select(pl.col("merchant_id").cast(pl.UInt64), pl.col("legal_country_iso").cast(pl.String),
@@ -66,7 +74,7 @@ def site_weights(sites: pl.DataFrame, policy: dict, derive: Derive) -> tuple[pl.
         raise _fail(f"2B.S1.{code[int(status[bad[0]])]}", "site weights of a merchant are not a distribution",
                     merchant_id=int(mids[bad[0]]))
     g = 1 << int(policy["quantised_bits"])
-    m_q, _, _ = split_float(p, off, np.full(len(mids), g, np.int64), int(policy["residue_dp"]))
+    m_q = quantise(p, off, int(policy["quantised_bits"]), int(policy["residue_dp"]))
     sums = np.add.reduceat(m_q, off[:-1])
     err = np.abs(m_q / g - p)
     if (sums != g).any() or (err > policy["quantisation_epsilon"]).any():
@@ -191,6 +199,16 @@ def group_weights(sw: pl.DataFrame, de: pl.DataFrame, policy: dict) -> tuple[pl.
 
 # ---------------------------------------------------------------- S2 (alias slices; construction in engine.core.alias)
 
+def _core_alias_builder(bits: int):
+    """engine.core.alias's builder as (m_q, off) -> (prob_q, alias). The brief names it
+    build_alias_csr(m_q, off); the branch writing engine/core/alias.py exposes
+    build_alias_q32(offsets, m_q, bits). Whichever is there is used."""
+    from engine.core import alias
+    if hasattr(alias, "build_alias_csr"):
+        return alias.build_alias_csr
+    return lambda m, off: alias.build_alias_q32(off, m, bits)
+
+
 def alias_slices(sw: pl.DataFrame, quantised_bits: int, build_alias=None) -> pl.DataFrame:
     """s2_alias_table: one slice per (merchant, tz_group), sites in key order, masses re-quantised
     within the slice to 2^b by the largest-remainder law, then the integer alias build.
@@ -199,7 +217,7 @@ def alias_slices(sw: pl.DataFrame, quantised_bits: int, build_alias=None) -> pl.
     engine.core.alias.build_alias_csr (the one implementation; 3B and 5B reuse it).
     """
     if build_alias is None:
-        from engine.core.alias import build_alias_csr as build_alias
+        build_alias = _core_alias_builder(quantised_bits)
     s = sw.sort("merchant_id", "tz_group_id", "legal_country_iso", "site_order")
     mg = s.select(pl.struct("merchant_id", "tz_group_id").rle_id()).to_series().to_numpy()
     off = csr.offsets(np.arange(int(mg[-1]) + 1 if len(mg) else 0), mg)
