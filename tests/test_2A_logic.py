@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import zoneinfo
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -218,7 +217,7 @@ def test_override_outside_country_is_allowed_and_counted(docs):
 
 def test_overlapping_zones_go_to_the_governed_override(docs):
     # Urumqi: the boundary data has both Asia/Shanghai and Asia/Urumqi here -> ambiguous -> CN override
-    out, counts = resolve(docs, frame(["CN"], [43.80096], [87.60046]))
+    out, _ = resolve(docs, frame(["CN"], [43.80096], [87.60046]))
     r = out.row(0, named=True)
     assert (r["tzid_provisional"], r["tzid_provisional_source"], r["override_scope"]) == \
         ("Asia/Shanghai", "override", "country")

@@ -54,8 +54,9 @@ def world(docs, derive):
     sw, c1, t1 = logic.site_weights(sites, docs["site_weights"], derive)
     days = np.datetime64("2026-03-02") + np.arange(28)
     de, c3, t3 = logic.day_effects(sw, docs["day_effects"], days, MF, derive)
-    gw, c4 = logic.group_weights(sw, de, docs["group_mix"])
-    return dict(sites=sites, sw=sw, de=de, gw=gw, c1=c1, c3=c3, t1=t1.to_dict(), t3=t3.to_dict(), days=days)
+    gw, _ = logic.group_weights(sw, de, docs["group_mix"])
+    return {"sites": sites, "sw": sw, "de": de, "gw": gw, "c1": c1, "c3": c3, "t1": t1.to_dict(),
+            "t3": t3.to_dict(), "days": days}
 
 
 # ---------------------------------------------------------------- policies
@@ -325,7 +326,7 @@ def test_alias_slices_requantise_each_group(world, routed):
 
 
 def test_router_decode_matches_plain_python(routed):
-    at, plan = routed
+    _, plan = routed
     r = np.random.default_rng(1)
     for s in r.integers(0, len(plan.slice_off) - 1, 50):
         lo, hi = plan.slice_off[s], plan.slice_off[s + 1]

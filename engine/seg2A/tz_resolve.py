@@ -124,7 +124,7 @@ def resolve(sites: pl.DataFrame, nudge_policy: dict, overrides_policy: dict, tz_
     iso = s["legal_country_iso"].to_numpy()
     tz, n_ok, n_hit = candidates(lat, lon, iso, polys, tables)
 
-    need = np.flatnonzero(tz == None)  # noqa: E711  (object array: element-wise None test)
+    need = np.flatnonzero(np.equal(tz, None))          # object array: element-wise None test
     nlat = np.full(n, np.nan)
     nlon = np.full(n, np.nan)
     if len(need):
@@ -132,7 +132,7 @@ def resolve(sites: pl.DataFrame, nudge_policy: dict, overrides_policy: dict, tz_
         tz2, _, _ = candidates(la2, lo2, iso[need], polys, tables)
         tz[need] = tz2
         nlat[need], nlon[need] = la2, lo2
-    source = np.where(tz == None, None, "polygon").astype(object)  # noqa: E711
+    source = np.where(np.equal(tz, None), None, "polygon").astype(object)
 
     out = s.with_columns(strings(tz).alias("tzid_provisional"),
                          strings(source).alias("tzid_provisional_source"),
@@ -140,7 +140,7 @@ def resolve(sites: pl.DataFrame, nudge_policy: dict, overrides_policy: dict, tz_
                          pl.Series("nudge_lon_deg", nlon).fill_nan(None),
                          pl.lit(None, pl.String).alias("override_scope"))
     open_ = out.with_row_index("_row").filter(pl.col("tzid_provisional").is_null())
-    counts = {"sites_total": n, "polygon_direct": int(n - len(need)), "nudged": int(len(need)),
+    counts = {"sites_total": n, "polygon_direct": int(n - len(need)), "nudged": len(need),
               "nudge_resolved": int(len(need) - open_.height),
               "no_land_polygon": int((n_hit == 0).sum()), "border_or_foreign_zone": int(((n_hit > 0) & (n_ok != 1)).sum())}
 

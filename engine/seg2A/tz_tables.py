@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.resources as resources
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 import polars as pl

@@ -6,8 +6,8 @@ function returns an `RngTrace` the state writes as `results/2B/rng/<state>.trace
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -19,7 +19,14 @@ from engine.core.integerise import split_float, split_int
 from engine.core.sha256 import sha256_rows, words_to_u64
 
 from . import kernels as K
-from .policies import (BUCKETS, PROFILE_NAMES, bucket_edges, by_bucket, by_bucket_profile, sigma_multiplier)
+from .policies import (
+    BUCKETS,
+    PROFILE_NAMES,
+    bucket_edges,
+    by_bucket,
+    by_bucket_profile,
+    sigma_multiplier,
+)
 
 SEG = "2B"
 KEY = ["merchant_id", "legal_country_iso", "site_order"]
