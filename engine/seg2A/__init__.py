@@ -1,0 +1,1 @@
+"""Segment 2A: civil time for every site (RNG-free)."""
