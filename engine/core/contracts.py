@@ -203,3 +203,9 @@ def load_policy(path: Path, segment: str, name: str, code_prefix: str) -> dict:
         return check_policy(Path(path), segment, name)
     except ConfigError as exc:
         raise EngineFailure(f"{code_prefix}.INPUT_INVALID", str(exc), {"file": str(path)}) from None
+
+
+def policy_invalid(code_prefix: str, path: Path, field: str, message: str) -> EngineFailure:
+    """A semantic policy error (one the schema cannot express), named like a schema error."""
+    return EngineFailure(f"{code_prefix}.INPUT_INVALID", f"field '{field}': {message}; fix it in the policy file",
+                         {"file": str(path), "field": field})

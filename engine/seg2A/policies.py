@@ -5,8 +5,9 @@ import datetime as dt
 from pathlib import Path
 
 from engine.core.context import world
+from engine.core.contracts import load_policy as load_finite_policy
+from engine.core.contracts import policy_invalid as invalid
 from engine.core.errors import EngineFailure
-from engine.core.policy_load import invalid, load_finite_policy
 
 from .tz_tables import zone_tables
 

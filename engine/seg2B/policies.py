@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.core.context import world
-from engine.core.policy_load import invalid, load_finite_policy
+from engine.core.contracts import load_policy as load_finite_policy
+from engine.core.contracts import policy_invalid as invalid
 
 SEG = "2B"
 NAMES = ("site_weights", "day_effects", "group_mix", "routing", "validation")
