@@ -23,9 +23,10 @@ include: "rules/common.smk"
 include: "rules/reference.smk"
 include: "rules/1A.smk"
 include: "rules/1B.smk"
+include: "rules/2A.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/1B/_passed.flag",
+        "results/2A/_passed.flag",

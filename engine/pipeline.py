@@ -34,6 +34,9 @@ from engine.seg1B import (
     s8_egress,
 )
 from engine.seg1B import s9_validation as s9_validation_1B
+from engine.seg2A import s0_gate as s0_gate_2A
+from engine.seg2A import s1_tz_lookup, s2_site_timezones, s3_tz_cache, s4_legality
+from engine.seg2A import s5_validation as s5_validation_2A
 
 STATES = {
     "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
@@ -43,6 +46,8 @@ STATES = {
     "1B": [("S0", s0_gate.run), ("S1", s1_tiles.run), ("S2", s2_weights.run), ("S3", s3_requirements.run),
            ("S4", s4_alloc.run), ("S5", s5_assign.run), ("S6", s6_jitter.run), ("S7", s7_synthesis.run),
            ("S8", s8_egress.run), ("S9", s9_validation_1B.run)],
+    "2A": [("S0", s0_gate_2A.run), ("S1", s1_tz_lookup.run), ("S2", s2_site_timezones.run), ("S3", s3_tz_cache.run),
+           ("S4", s4_legality.run), ("S5", s5_validation_2A.run)],
 }
 
 

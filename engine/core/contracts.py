@@ -137,7 +137,8 @@ def _check_values(col, spec, code_prefix, dataset_id, name) -> None:
         raise _fail(code_prefix, dataset_id, f"value {pc.max(col).as_py()} not below {spec['exclusiveMaximum']}", column=name)
     enum = spec.get("enum") or (spec.get("items") or {}).get("enum")
     if enum:
-        bad = pc.filter(col, pc.invert(pc.fill_null(pc.is_in(col, pa.array([e for e in enum if e is not None])), True)))
+        vals = pc.drop_null(col)                          # nullability is checked separately
+        bad = pc.filter(vals, pc.invert(pc.is_in(vals, pa.array([e for e in enum if e is not None]))))
         if len(bad):
             raise _fail(code_prefix, dataset_id, f"value {bad[0].as_py()!r} not in {enum}", column=name)
     pattern = spec.get("pattern") or (spec.get("items") or {}).get("pattern")

@@ -19,12 +19,13 @@ from .publish import MANIFEST, DatasetWriter, publish_dataset, read_dataset
 
 
 def publish(ctx: RunContext, data: pl.DataFrame | pa.Table, dataset_id: str, code_prefix: str,
-            partition_by: str | None = None) -> pa.Table:
+            partition_by: str | None = None, extra: dict | None = None) -> pa.Table:
     """Conform to the contract, validate, publish atomically to the state's declared output."""
     table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
     table = contracts.conform(table, dataset_id, code_prefix)
     contracts.validate_table(table, dataset_id, code_prefix)
-    publish_dataset(table, ctx.io.output(dataset_id), ctx.identity, dataset_id, code_prefix, partition_by)
+    publish_dataset(table, ctx.io.output(dataset_id), ctx.identity, dataset_id, code_prefix, partition_by,
+                    extra=extra)
     return table
 
 

@@ -72,8 +72,10 @@ class DatasetWriter:
     """
 
     def __init__(self, target: Path, schema: pa.Schema, dataset_id: str, identity: dict | None, code_prefix: str,
-                 row_group_rows: int = ROW_GROUP_ROWS, rows_per_part: int = ROWS_PER_PART):
+                 row_group_rows: int = ROW_GROUP_ROWS, rows_per_part: int = ROWS_PER_PART,
+                 extra: dict | None = None):
         self.target = Path(target)
+        self.extra = extra
         self.schema = with_identity(schema, identity, dataset_id)
         self.dataset_id, self.identity, self.code = dataset_id, identity, code_prefix
         self.rg_rows = int(row_group_rows)
@@ -153,7 +155,7 @@ class DatasetWriter:
             if not self.files:                           # an empty dataset still has one (empty) part
                 self._write_row_group(self.schema.empty_table())
                 self._close_part()
-            seal(self.tmp, self.files, self.dataset_id, self.identity)
+            seal(self.tmp, self.files, self.dataset_id, self.identity, self.extra)
             commit_dir(self.tmp, self.target, self.code)
         finally:
             self.abort()
@@ -175,14 +177,14 @@ class DatasetWriter:
             self.abort()
 
 
-def seal(directory: Path, files: list[dict], dataset_id: str, identity: dict | None) -> dict:
-    """Write `_manifest.json`: every part's path, size, SHA-256 and rows."""
+def seal(directory: Path, files: list[dict], dataset_id: str, identity: dict | None, extra: dict | None = None) -> dict:
+    """Write `_manifest.json`: every part's path, size, SHA-256 and rows (+ a dataset's own `extra` keys)."""
     entries = []
     for f in sorted(files, key=lambda f: f["path"]):
         p = directory / f["path"]
         entries.append({"path": f["path"], "bytes": p.stat().st_size, "sha256": sha256_file(p), "rows": f["rows"]})
     man = {"dataset_id": dataset_id, "rows": sum(e["rows"] for e in entries), "files": entries,
-           "identity": identity or {}}
+           "identity": identity or {}, **(extra or {})}
     (directory / MANIFEST).write_text(dumps(man))
     return man
 
@@ -196,14 +198,14 @@ def read_manifest(directory: Path) -> dict | None:
 
 def publish_dataset(table: pa.Table, target: Path, identity: dict | None, dataset_id: str,
                     code_prefix: str, partition_by: str | None = None, row_group_rows: int = ROW_GROUP_ROWS,
-                    rows_per_part: int = ROWS_PER_PART) -> Path:
+                    rows_per_part: int = ROWS_PER_PART, extra: dict | None = None) -> Path:
     """Write a whole table as a sealed dataset (the batch writer with one batch).
 
     With `partition_by`, rows go to Hive directories `<col>=<value>/` (the column is kept out
     of the files, as Hive readers expect), partitions in sorted order.
     """
     schema = table.schema if partition_by is None else table.drop_columns([partition_by]).schema
-    with DatasetWriter(target, schema, dataset_id, identity, code_prefix, row_group_rows, rows_per_part) as w:
+    with DatasetWriter(target, schema, dataset_id, identity, code_prefix, row_group_rows, rows_per_part, extra) as w:
         if partition_by is None:
             w.write(table)
         else:

@@ -64,6 +64,8 @@ def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
             ins[f"flag_{up}"] = f"results/{up}/_passed.flag"
     for up in spec.get("upstream", []):
         ins[f"flag_{up}"] = f"results/{up}/_passed.flag"
+    for name, rel in spec.get("controls_in", {}).items():          # another state's control file
+        ins[name] = f"{base}/{rel}"
     if kind == "validation":
         ins["sealed"] = f"{base}/S0/sealed_inputs.json"
         for other, o in states().items():
@@ -73,6 +75,8 @@ def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
     outs["report"] = f"{base}/{st}/run_report.json"
     if spec.get("rng"):
         outs["trace"] = f"{base}/rng/{st}.trace.json"
+    for name, rel in spec.get("controls", {}).items():             # extra control files (reports)
+        outs[name] = f"{base}/{rel}"
     if kind == "gate":
         outs["gate"] = f"{base}/S0/gate_receipt.json"
         outs["sealed"] = f"{base}/S0/sealed_inputs.json"
