@@ -24,9 +24,11 @@ include: "rules/reference.smk"
 include: "rules/1A.smk"
 include: "rules/1B.smk"
 include: "rules/2A.smk"
+include: "rules/2B.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/2A/_passed.flag",
+        "results/2B/_passed.flag",

@@ -37,6 +37,8 @@ from engine.seg1B import s9_validation as s9_validation_1B
 from engine.seg2A import s0_gate as s0_gate_2A
 from engine.seg2A import s1_tz_lookup, s2_site_timezones, s3_tz_cache, s4_legality
 from engine.seg2A import s5_validation as s5_validation_2A
+from engine.seg2B import s0_gate as s0_gate_2B
+from engine.seg2B import s1_site_weights, s2_alias, s3_day_effects, s4_group_weights, s5_router_audit, s7_validation
 
 STATES = {
     "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
@@ -48,6 +50,8 @@ STATES = {
            ("S8", s8_egress.run), ("S9", s9_validation_1B.run)],
     "2A": [("S0", s0_gate_2A.run), ("S1", s1_tz_lookup.run), ("S2", s2_site_timezones.run), ("S3", s3_tz_cache.run),
            ("S4", s4_legality.run), ("S5", s5_validation_2A.run)],
+    "2B": [("S0", s0_gate_2B.run), ("S1", s1_site_weights.run), ("S2", s2_alias.run), ("S3", s3_day_effects.run),
+           ("S4", s4_group_weights.run), ("S5", s5_router_audit.run), ("S7", s7_validation.run)],
 }
 
 

@@ -28,6 +28,7 @@ _ARROW = {
     "float64": pa.float64(), "bool": pa.bool_(), "string": pa.string(),
     "dict": pa.dictionary(pa.int32(), pa.string()),
     "list<string>": pa.list_(pa.string()),
+    "date32": pa.date32(),
     "timestamp_utc": pa.timestamp("us", tz="UTC"), "timestamp_local": pa.timestamp("us"),
 }
 

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from engine.core import csr, rng
+from engine.core import csr, detmath, rng
 from engine.core.errors import EngineFailure
 from engine.core.integerise import split_float, split_int
 from engine.core.sha256 import sha256_rows, words_to_u64
@@ -145,7 +145,7 @@ def day_effects(sw: pl.DataFrame, policy: dict, days: np.ndarray, manifest_finge
     sigma = np.clip(raw, policy["sigma_bounds"]["min"], policy["sigma_bounds"]["max"])
     amp = by_bucket(policy["weekly_amp_by_bucket"])[b_idx[goff[:-1]]]
     dow = (days.astype(np.int64) + 3) % 7                  # 1970-01-01 was a Thursday; Monday = 0
-    cos_dow = np.cos(2 * np.pi * dow / 7)
+    cos_dow = detmath.cos(2 * np.pi * dow / 7)
     st = derive("day_effect_gamma", merchant_keys(mids))
     gamma, lg, sg, c_hi, c_lo, clipped, end = K.day_effects(
         st, goff, sigma, amp, cos_dow, float(policy["gamma_clip"]["min"]), float(policy["gamma_clip"]["max"]))
