@@ -25,6 +25,10 @@ MAIN = {
     "1B": {"S0": "outlet_catalogue", "S1": "tile_index", "S2": "tile_weights", "S3": "s3_requirements",
            "S4": "s4_alloc_plan", "S5": "s5_site_tile_assignment", "S6": "s6_site_jitter",
            "S7": "s7_site_synthesis", "S8": "site_locations", "S9": "site_locations"},
+    "2A": {"S0": "site_locations", "S1": "s1_tz_lookup", "S2": "site_timezones", "S3": "tz_timetable_cache",
+           "S4": "site_timezones", "S5": "site_timezones"},
+    "2B": {"S0": "site_timezones", "S1": "s1_site_weights", "S2": "s2_alias_table", "S3": "s3_day_effects",
+           "S4": "s4_group_weights", "S5": "s5_route_audit", "S7": "s4_group_weights"},
 }
 SEGMENTS = tuple(MAIN)
 

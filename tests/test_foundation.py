@@ -28,10 +28,17 @@ def _declared(io: stateio.StateIO, results: Path) -> list[Path]:
     out = [p.parent if p.name == stateio.MANIFEST else p for p in [*io.inputs.values(), *io.outputs.values()]]
     if "bundle" in io.outputs:
         out.append(io.outputs["bundle"].parent)           # the validation/ directory it indexes
-    for name in io.inputs:
-        if name.startswith("flag_"):
-            seg = results / name[len("flag_"):]
-            out += [seg / "validation", seg / "S0" / "gate_receipt.json"]
+    from engine.core.hashgate import gate_upstream
+    todo = [name[len("flag_"):] for name in io.inputs if name.startswith("flag_")]
+    seen = set()
+    while todo:                       # verifying a flag re-verifies the flags its gate recorded
+        up = todo.pop()
+        if up in seen:
+            continue
+        seen.add(up)
+        seg = results / up
+        out += [seg / "_passed.flag", seg / "validation", seg / "S0" / "gate_receipt.json"]
+        todo += list(gate_upstream(seg / "S0" / "gate_receipt.json"))
     return out
 
 
@@ -60,7 +67,7 @@ def test_states_open_only_declared_inputs(tmp_path, monkeypatch):
     cfg = pipeline.load_config(preset="tiny")
     ctx = pipeline.prepare(tmp_path / "results", cfg)
     results = ctx.results.resolve()
-    for seg in ("1A", "1B"):
+    for seg in pipeline.STATES:
         for name, fn in pipeline.STATES[seg]:
             sctx = ctx.for_state(f"{seg}.{name}")
             begin_state(sctx)
@@ -193,7 +200,7 @@ def test_a_killed_writer_leaves_nothing_and_the_next_sweeps_it(tmp_path):
 def _build_in_subprocess(results: Path, env: dict) -> None:
     code = ("import sys; from pathlib import Path; from engine import pipeline;"
             "c = pipeline.load_config(preset='tiny'); ctx = pipeline.prepare(Path(sys.argv[1]), c);"
-            "[pipeline.run_segment(ctx, s) for s in ('1A', '1B')]")
+            "[pipeline.run_segment(ctx, s) for s in pipeline.STATES]")
     r = subprocess.run([sys.executable, "-c", code, str(results)], cwd=ROOT, env={**os.environ, **env},
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]

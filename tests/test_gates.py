@@ -163,12 +163,12 @@ def test_a_rerunning_state_removes_its_segment_flag(world_copy):
 # ---------------------------------------------------------------- 4./5. policies refused at parse time
 
 POLICY_CASES = [
-    ("1A/universe.yaml", "channel.base_p_cnp", ".nan"),
-    ("1A/universe.yaml", "channel.base_p_cnp", ".inf"),
-    ("1A/universe.yaml", "channel.base_p_cnp", "-.inf"),
-    ("1A/universe.yaml", "channel.base_p_cnp", "1.5"),
-    ("1A/universe.yaml", "channel.base_p_cnp", "-0.1"),
-    ("1A/universe.yaml", "channel.base_p_cnp", "'high'"),
+    ("1A/merchant_mix.yaml", "groups.restaurants.p_cnp", ".nan"),
+    ("1A/merchant_mix.yaml", "groups.restaurants.p_cnp", ".inf"),
+    ("1A/card_market.yaml", "gdp_pc_cap_usd", "-.inf"),
+    ("1A/merchant_mix.yaml", "groups.restaurants.p_cnp", "1.5"),
+    ("1A/merchant_mix.yaml", "groups.restaurants.p_cnp", "-0.1"),
+    ("1A/card_market.yaml", "gdp_pc_cap_usd", "'high'"),
     ("1A/currency.yaml", "total_obs_default", "1e300"),
     ("1A/currency.yaml", "total_obs_default", ".nan"),
     ("1A/currency.yaml", "total_obs_default", "-5"),
@@ -326,3 +326,7 @@ def test_gate_refuses_a_tampered_upstream_with_the_code(world_copy):
         s0_gate.run(world_copy.for_state("1B.S0"))
     assert e.value.code == "1B.S0.UPSTREAM_HASHGATE_DIGEST_MISMATCH" and "lineage.json" in e.value.line()
 
+
+
+def test_policy_cases_cover_at_least_25_variants():
+    assert len(POLICY_CASES) + len(FILE_CASES) + len(CONFIG_CASES) >= 25

@@ -68,6 +68,8 @@ def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
         ins[name] = f"{base}/{rel}"
     if kind == "validation":
         ins["sealed"] = f"{base}/S0/sealed_inputs.json"
+        for up in states().get(f"{seg}.S0", {}).get("upstream", []):     # re-checked before the flag is written
+            ins[f"flag_{up}"] = f"results/{up}/_passed.flag"
         for other, o in states().items():
             if other.startswith(seg + ".") and o.get("rng"):
                 ins[f"trace_{other.split('.')[1]}"] = f"{base}/rng/{other.split('.')[1]}.trace.json"
