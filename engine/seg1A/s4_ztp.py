@@ -1,6 +1,8 @@
 """1A.S4: target number of foreign countries, zero-truncated Poisson by rejection."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 
@@ -31,7 +33,18 @@ def lambda_extra(n: np.ndarray, openness: np.ndarray, ztp: dict) -> np.ndarray:
     return detmath.exp(ztp["theta0"] + ztp["theta1_log_n"] * detmath.log(n) + ztp["theta2_openness"] * x)
 
 
-def draw_targets(ctx: RunContext, inp: pl.DataFrame, ztp: dict):
+class ZtpDraws(NamedTuple):
+    """Per merchant: sampled?, λ_extra, target k, attempts, exhausted; the streams and end states."""
+    sample: np.ndarray
+    lam: np.ndarray
+    k: np.ndarray
+    attempts: np.ndarray
+    exhausted: np.ndarray
+    streams: np.ndarray
+    end: np.ndarray
+
+
+def draw_targets(ctx: RunContext, inp: pl.DataFrame, ztp: dict) -> ZtpDraws:
     ids = inp["merchant_id"].to_numpy()
     sample = inp["is_eligible"].to_numpy() & (inp["admissible_foreign"].to_numpy() > 0)
     lam = lambda_extra(inp["n_outlets"].to_numpy().astype(np.float64), inp["openness"].to_numpy(), ztp)
@@ -40,14 +53,15 @@ def draw_targets(ctx: RunContext, inp: pl.DataFrame, ztp: dict):
                             {"merchant_id": int(ids[np.argmax(sample & ~(lam > 0))])})
     st = streams(ctx, "ztp_poisson", ids)
     k, attempts, exhausted, end = kernels.ztp(st, np.where(sample, lam, 0.0), ztp["max_zero_attempts"])
-    return sample, lam, k, attempts, exhausted, st, end
+    return ZtpDraws(sample, lam, k, attempts, exhausted, st, end)
 
 
 def run(ctx: RunContext) -> None:
     rep = state_report("S4")
     ztp = policy(ctx, "crossborder", "S4")["ztp"]
     inp = ztp_inputs(ctx, CODE)
-    sample, lam, k, attempts, exhausted, st, end = draw_targets(ctx, inp, ztp)
+    z = draw_targets(ctx, inp, ztp)
+    sample, lam, k, attempts, exhausted, st, end = z.sample, z.lam, z.k, z.attempts, z.exhausted, z.streams, z.end
     if exhausted.any() and ztp["exhaustion_policy"] == "abort":
         raise EngineFailure(f"{CODE}.ZTP_EXHAUSTED", f"{ztp['max_zero_attempts']} zero draws in a row",
                             {"merchant_id": int(inp["merchant_id"][int(np.argmax(exhausted))])})

@@ -140,7 +140,8 @@ def replay(ctx: RunContext, d: dict, pol: dict, chk: Checks) -> dict[str, dict]:
            .join(d["s4_ztp_target"].select("merchant_id", "admissible_foreign"), on="merchant_id", maintain_order="left"))
     a_true = c3.group_by("merchant_id").agg((~pl.col("is_home")).sum().alias("a"))
     a_ok = inp.join(a_true, on="merchant_id").filter(pl.col("a") != pl.col("admissible_foreign")).height == 0
-    _, _, k, att, exh, st, end = s4_ztp.draw_targets(ctx, inp, pol["crossborder"]["ztp"])
+    z = s4_ztp.draw_targets(ctx, inp, pol["crossborder"]["ztp"])
+    k, att, st, end = z.k, z.attempts, z.streams, z.end
     z = d["s4_ztp_target"]
     chk.add("replay_s4_ztp", a_ok and np.array_equal(k, z["k_target"].to_numpy())
             and np.array_equal(att, z["attempts"].to_numpy()))
