@@ -219,10 +219,12 @@ def _downstream(results: Path, segment: str) -> list[str]:
 
 
 def _built(seg: Path, entry: dict) -> bool:
-    """Was this dataset's segment built (so that a missing dataset is damage, not a fresh start)?"""
+    """Was this dataset's segment built, or consumed by a downstream gate (so that a missing
+    dataset is damage to repair, not a fresh start)?"""
     if entry["segment"] == "reference":
         return (seg.parent / "run_receipt.json").exists()
-    return (seg / "_passed.flag").exists() or (seg / "validation").is_dir()
+    return ((seg / "_passed.flag").exists() or (seg / "validation").is_dir()
+            or len(_downstream(seg.parent, entry["segment"])) > 1)
 
 
 # ---------------------------------------------------------------- stale locks
