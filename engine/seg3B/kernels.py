@@ -26,6 +26,14 @@ def great_circle_km(lat1, lon1, lat2, lon2):
 
 
 @njit(cache=True)
+def great_circle_many(lat, lon, lat2, lon2):
+    out = np.empty(lat.shape[0])
+    for i in range(lat.shape[0]):
+        out[i] = great_circle_km(lat[i], lon[i], lat2[i], lon2[i])
+    return out
+
+
+@njit(cache=True)
 def weighted_centroids(c_off, lat, lon, w):
     """Per country: the weight-averaged unit vector of its tile centres, back to (lat, lon) degrees
     (a plain mean of longitudes fails across the antimeridian)."""
