@@ -7,6 +7,7 @@ import math
 import struct
 from pathlib import Path
 
+import _geo3b as geo  # noqa: E402  (tests/ is on sys.path under pytest)
 import numpy as np
 import polars as pl
 import pytest
@@ -20,8 +21,6 @@ from engine.core.tzcache import tab_tzids
 from engine.refdata.tables import country_table, mcc_table
 from engine.seg1A.s0_universe import home_weights, mcc_weights, p_cnp
 from engine.seg3B import alias_tables, checks, classify, edges, settlement
-
-import _geo3b as geo  # noqa: E402  (tests/ is on sys.path under pytest)
 
 ROOT = Path(__file__).resolve().parents[1]
 IDENT = {"seed": 20260302, "parameter_hash": "a" * 64, "manifest_fingerprint": "b" * 64}
