@@ -69,12 +69,16 @@ def overlay_accumulate(ev_type, ev_local, ev_start, ev_end, ev_ramp, ev_amp, ev_
 
 
 @njit(cache=True, parallel=True)
-def compose_utc(base, row_tz, row_sig, ptr, cL, cw, kL, F, frac, H, out):
-    """out[r·H + h] = frac · Σ_entries w · base[r, k(L)] · F[sig(r), L] over the CSR entries of (tz(r), h)."""
+def compose_utc(base, row_tz, row_sig, row_mid, row_cg, ptr, cL, cw, kL, F, frac, H,
+                out, out_mid, out_tz, out_cg, out_h):
+    """out[r·H + h] = frac · Σ_entries w · base[r, k(L)] · F[sig(r), L] over the CSR entries of (tz(r), h);
+    the key columns (merchant, tz code, channel code, h) are filled in the same pass."""
     n = base.shape[0]
     for r in prange(n):
         t = row_tz[r]
         s = row_sig[r]
+        m = row_mid[r]
+        c = row_cg[r]
         o = r * H
         for h in range(H):
             acc = 0.0
@@ -82,6 +86,10 @@ def compose_utc(base, row_tz, row_sig, ptr, cL, cw, kL, F, frac, H, out):
                 L = cL[e]
                 acc += cw[e] * base[r, kL[t, L]] * F[s, L]
             out[o + h] = acc * frac
+            out_mid[o + h] = m
+            out_tz[o + h] = t
+            out_cg[o + h] = c
+            out_h[o + h] = h
 
 
 @njit(cache=True, parallel=True)

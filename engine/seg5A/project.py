@@ -84,26 +84,23 @@ def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Si
     """`merchant_zone_scenario_utc_5A` as Arrow tables, one per merchant block, in primary-key order."""
     H = grid.horizon.n_buckets
     mid = profile["merchant_id"].to_numpy().astype(np.uint64)
-    cg = _row_cg(profile)
+    cg = _row_cg(profile).astype(np.int32)
     base = np.ascontiguousarray(base, np.float64)
-    hidx = np.arange(H, dtype=np.int32)
     for r0, r1 in merchant_blocks(mid, chunk_rows):
         n = r1 - r0
         lam = np.empty(n * H, np.float64)
-        compose_utc(base[r0:r1], sig.row_tz[r0:r1], sig.row_sig[r0:r1], grid.ptr, grid.cL, grid.cw, grid.k, F,
-                    grid.frac, H, lam)
+        o_mid, o_h = np.empty(n * H, np.uint64), np.empty(n * H, np.int32)
+        o_tz, o_cg = np.empty(n * H, np.int32), np.empty(n * H, np.int32)
+        compose_utc(base[r0:r1], sig.row_tz[r0:r1], sig.row_sig[r0:r1], mid[r0:r1], cg[r0:r1], grid.ptr, grid.cL,
+                    grid.cw, grid.k, F, grid.frac, H, lam, o_mid, o_tz, o_cg, o_h)
         _check(lam, r0, profile)
         if stats is not None:
             stats.rows += lam.size
             stats.chunks += 1
             stats.chunk_sums.append(float(np.sum(lam)))
             stats.max_lambda = max(stats.max_lambda, float(lam.max(initial=0.0)))
-        yield pa.Table.from_arrays([
-            pa.array(np.repeat(mid[r0:r1], H)),
-            _dict_col(np.repeat(sig.row_tz[r0:r1], H), grid.tzids),
-            _dict_col(np.repeat(cg[r0:r1], H), CHANNEL_GROUPS),
-            pa.array(np.tile(hidx, n)),
-            pa.array(lam)], schema=UTC_SCHEMA)
+        yield pa.Table.from_arrays([pa.array(o_mid), _dict_col(o_tz, grid.tzids), _dict_col(o_cg, CHANNEL_GROUPS),
+                                    pa.array(o_h), pa.array(lam)], schema=UTC_SCHEMA)
 
 
 def local_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Signatures, F: np.ndarray,
@@ -138,11 +135,50 @@ def local_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: 
             pa.array(lam)], schema=LOCAL_SCHEMA)
 
 
+def prefetched(chunks: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Run a chunk generator `depth` chunks ahead in a background thread, so that the next block is composed
+    (numba, GIL released) while the writer encodes this one (pyarrow, GIL released). Order and content are
+    unchanged; an exception in the producer is re-raised here. Memory: `depth` + 1 blocks."""
+    import queue
+    import threading
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for c in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(c, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:          # handed to the consumer
+            q.put(exc)
+    th = threading.Thread(target=produce, name="5A.S4.compose", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        th.join()
+
+
 def local_day_masses(lam_local: np.ndarray, grid: LocalGrid, t: int) -> dict[int, float]:
     """Σ λ_local per local date (days since 1970) for one row of tz t (tests and validation)."""
     days = grid.day[t, :grid.nL[t]]
     return {int(d): float(np.sum(lam_local[days == d])) for d in np.unique(days)}
 
 
-__all__ = ["UTC_SCHEMA", "LOCAL_SCHEMA", "StreamStats", "merchant_blocks", "utc_chunks", "local_chunks",
+__all__ = ["UTC_SCHEMA", "LOCAL_SCHEMA", "StreamStats", "merchant_blocks", "utc_chunks", "local_chunks", "prefetched",
            "local_day_masses", "DAY_US"]
