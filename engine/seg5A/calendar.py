@@ -2,9 +2,10 @@
 
 Event families: PAYDAY and HOLIDAY are local-date windows (time_basis "local": start_us/end_us are wall-clock
 µs since 1970 applied in every zone of the country, so a holiday runs local midnight to local midnight);
-CAMPAIGN, OUTAGE and STRESS are UTC windows (start_us/end_us UTC µs). Holidays are the real public holidays of the `holidays` package for each country
-of the domain (national calendar, no subdivisions), at most `max_per_country_month` per month; a country the
-package does not cover gets synthetic days. Every choice is `u_det("5A.calendar|<sid>|<stage>", keys...)`.
+CAMPAIGN, OUTAGE and STRESS are UTC windows (start_us/end_us UTC µs). Holidays are the real public holidays
+of the `holidays` package for each country of the domain (national calendar, no subdivisions), at most
+`max_per_country_month` per month; a country the package does not cover gets synthetic days.
+Every choice is `u_det("5A.calendar|<sid>|<stage>", keys...)`.
 """
 from __future__ import annotations
 

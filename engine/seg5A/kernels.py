@@ -3,7 +3,6 @@ arrays out; no files, no logging. Every output element is computed by one fixed-
 not depend on threads or chunking."""
 from __future__ import annotations
 
-import numpy as np
 from numba import njit, prange
 
 
