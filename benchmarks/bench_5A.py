@@ -71,7 +71,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench(preset: str, out: Path, chunk_rows: int, scenario_id: str = "baseline_v1") -> dict:
+def bench(preset: str, out: Path, chunk_rows: int, scenario_id: str = "baseline_v1", prefetch: bool = False) -> dict:
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     P = load_policies()
     ph = "0" * 64
@@ -112,7 +112,8 @@ def bench(preset: str, out: Path, chunk_rows: int, scenario_id: str = "baseline_
     shutil.rmtree(target, ignore_errors=True)
     t = time.perf_counter()
     with DatasetWriter(target, project.UTC_SCHEMA, "merchant_zone_scenario_utc_5A", None, "5A.S4") as w:
-        for tb in project.prefetched(project.utc_chunks(prof, base, grid, sig, F, chunk_rows=chunk_rows, stats=st)):
+        chunks = project.utc_chunks(prof, base, grid, sig, F, chunk_rows=chunk_rows, stats=st)
+        for tb in (project.prefetched(chunks) if prefetch else chunks):
             w.write(tb, subdir=f"scenario_id={scenario_id}")
     dt_ = time.perf_counter() - t
     # projection alone (no write), for the split
@@ -133,6 +134,8 @@ def main() -> None:
     ap.add_argument("--preset", nargs="+", default=["dev", "full"])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--chunk-rows", type=int, default=2000)
+    ap.add_argument("--prefetch", action="store_true",
+                    help="compose the next block in a background thread (helps only with a free core)")
     ap.add_argument("--canonical-fast-path", action="store_true",
                     help="monkeypatch the proposed publish._canonical fast path (see canonical_fast)")
     a = ap.parse_args()
@@ -142,7 +145,7 @@ def main() -> None:
         pub._canonical = canonical_fast
     out = a.out or Path(tempfile.mkdtemp(prefix="bench5A_"))
     for p in a.preset:
-        print(json.dumps(bench(p, out, a.chunk_rows), indent=1), flush=True)
+        print(json.dumps(bench(p, out, a.chunk_rows, prefetch=a.prefetch), indent=1), flush=True)
 
 
 if __name__ == "__main__":

@@ -502,3 +502,21 @@ def test_arrival_scale_within_half_an_order_of_design(P):
     got = scale.preset_arrivals(cfg, P)
     for name, r in got.items():
         assert abs(r["log10_ratio"]) <= 0.5, (name, r)
+
+
+def test_scenario_manifest_from_config(P):
+    from engine.seg5A import manifest
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    hz = horizon.horizon_from_config(cfg, "dev")
+    scen = manifest.scenarios_to_run(cfg, P["scenario_horizon_config_5A"])
+    assert [s["scenario_id"] for s in scen] == cfg["scenarios"]
+    m = manifest.scenario_manifest(scen, hz, {s["scenario_id"]: ("0" * 64, 3) for s in scen},
+                                   calendar.holidays_version())
+    contract = yaml.safe_load((ROOT / "contracts/datasets/5A/scenario_manifest_5A.schema.yaml").read_text())
+    assert [f.type for f in m.schema] == [arrow_type(p["x-arrow"]) for p in contract["properties"].values()]
+    r = m.to_pylist()[0]
+    assert r["n_horizon_buckets"] == 336 and r["bucket_duration_seconds"] == 3600
+    assert (r["horizon_end_utc"] - r["horizon_start_utc"]).days == 14
+    with pytest.raises(EngineFailure) as e:
+        manifest.scenarios_to_run(dict(cfg, scenarios=["nope_v1"]), P["scenario_horizon_config_5A"])
+    assert e.value.code == "5A.S0.REQUIRED_SCENARIO_MISSING"

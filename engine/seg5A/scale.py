@@ -56,3 +56,23 @@ def calibrate_global_multiplier(policies: dict, n_merchants: int = 2000, paramet
     per_site = prof["weekly_volume_expected"].sum() / prof["zone_site_count"].sum()
     target = policies["demand_scale_policy_5A"]["realism_targets"]["target_mean_per_site_weekly"]
     return float(min(4.0, max(0.25, target / per_site)))
+
+
+def main() -> None:
+    """`python -m engine.seg5A.scale`: expected arrivals per preset and the calibrated G, as JSON."""
+    import json
+
+    import yaml
+
+    from engine.core.contracts import ROOT
+
+    from .common import load_policies
+    pol = load_policies()
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    print(json.dumps({"presets": preset_arrivals(cfg, pol),
+                      "global_multiplier_configured": pol["demand_scale_policy_5A"]["global_multiplier"],
+                      "global_multiplier_calibrated": calibrate_global_multiplier(pol)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
