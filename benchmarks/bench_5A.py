@@ -133,7 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", nargs="+", default=["dev", "full"])
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--chunk-rows", type=int, default=2000)
+    ap.add_argument("--chunk-rows", type=int, default=500)
     ap.add_argument("--prefetch", action="store_true",
                     help="compose the next block in a background thread (helps only with a free core)")
     ap.add_argument("--canonical-fast-path", action="store_true",

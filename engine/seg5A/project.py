@@ -2,9 +2,10 @@
 
 λ_local[r, L] = frac · λ_base[r, k(L)] · F[sig(r), L]; λ_utc[r, h] = Σ over the CSR entries (L, w) of
 (tz(r), h) of w · λ_local[r, L] (see horizon.py for the gap/fold rule). Rows are produced in merchant blocks
-of ≈ `chunk_rows` merchant-zones (never splitting a merchant), each an Arrow table in primary-key order
-(merchant_id, zone_representation, utc_horizon_bucket_index), so the full preset (~1e8 rows) streams through
-`engine.core.publish.DatasetWriter` with memory bounded by one block.
+of ≈ `chunk_rows` merchant-zones (never splitting a merchant; 500 × 2,160 buckets ≈ one 1M-row row group on
+full), each an Arrow table in primary-key order (merchant_id, zone_representation, utc_horizon_bucket_index),
+so the full preset (~1e8 rows) streams through `engine.core.publish.DatasetWriter` with memory bounded by one
+block.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def _check(lam: np.ndarray, r0: int, profile: pl.DataFrame) -> None:
 
 
 def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Signatures, F: np.ndarray,
-               chunk_rows: int = 2000, stats: StreamStats | None = None) -> Iterator[pa.Table]:
+               chunk_rows: int = 500, stats: StreamStats | None = None) -> Iterator[pa.Table]:
     """`merchant_zone_scenario_utc_5A` as Arrow tables, one per merchant block, in primary-key order."""
     H = grid.horizon.n_buckets
     mid = profile["merchant_id"].to_numpy().astype(np.uint64)
@@ -104,7 +105,7 @@ def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Si
 
 
 def local_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Signatures, F: np.ndarray,
-                 chunk_rows: int = 2000, stats: StreamStats | None = None) -> Iterator[pa.Table]:
+                 chunk_rows: int = 500, stats: StreamStats | None = None) -> Iterator[pa.Table]:
     """`merchant_zone_scenario_local_5A`: every local slot of the zone inside the horizon, in slot order
     (local_horizon_bucket_index = slot - first slot; local_bucket_start = its wall-clock start)."""
     W = grid.width
