@@ -22,8 +22,11 @@ def publish(ctx: RunContext, data: pl.DataFrame | pa.Table, dataset_id: str, cod
             partition_by: str | None = None, extra: dict | None = None) -> pa.Table:
     """Conform to the contract, validate, publish atomically to the state's declared output."""
     table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
-    table = contracts.conform(table, dataset_id, code_prefix)
+    part = table.column(partition_by).cast(pa.string()) if partition_by else None
+    table = contracts.conform(table, dataset_id, code_prefix)      # the partition column is not in the files
     contracts.validate_table(table, dataset_id, code_prefix)
+    if part is not None:
+        table = table.append_column(partition_by, part)
     publish_dataset(table, ctx.io.output(dataset_id), ctx.identity, dataset_id, code_prefix, partition_by,
                     extra=extra)
     return table
