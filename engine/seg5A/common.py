@@ -9,9 +9,12 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from engine.core.contracts import ROOT
 from engine.core.errors import EngineFailure
+from engine.core.hash_uniform import u64_to_u01
+from engine.core.sha256 import sha256_rows, words_to_u64
 
 SEGMENT = "5A"
 POLICY_NAMES = (
@@ -54,16 +57,14 @@ def u_det(tag: str, *keys) -> float:
 
 
 def u_det_columns(tag: str, *columns) -> tuple[np.ndarray, np.ndarray]:
-    """(u float64[n], x uint64[n]) for n key tuples given column-wise (one hash per coarse key)."""
-    cols = [list(map(_render, c)) for c in columns]
+    """(u float64[n], x uint64[n]) for n key tuples given column-wise: one SHA-256 per coarse key,
+    batched in the core numba kernel (engine.core.hash_uniform), never a Python loop per row."""
+    cols = [(c if isinstance(c, pl.Series) else pl.Series(values=c)).cast(pl.String)
+            for c in columns]
     n = len(cols[0]) if cols else 0
-    u = np.empty(n, np.float64)
-    x = np.empty(n, np.uint64)
-    for i, key in enumerate(zip(*cols)):      # one SHA-256 per merchant-zone / template key (chapter §6.4)
-        d = hashlib.sha256("|".join((tag, *key)).encode()).digest()
-        x[i] = int.from_bytes(d[:8], "big")
-        u[i] = u_from_digest(d)
-    return u, x
+    msg = pl.select(pl.concat_str([pl.repeat(pl.lit(""), n)] + cols, separator="|")).to_series()
+    x = words_to_u64(sha256_rows(msg.to_arrow(), tag.encode()), 0)
+    return u64_to_u01(x), x
 
 
 # ---------------------------------------------------------------------------------------------- policies
