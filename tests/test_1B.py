@@ -169,6 +169,22 @@ def test_validation_fails_on_a_moved_site(world_copy):
     assert not (world_copy.results / "1B" / "_passed.flag").exists()
 
 
+@pytest.mark.parametrize("column", ["delta_lat_deg", "delta_lon_deg"])
+def test_jitter_replay_checks_both_coordinates(world_copy, column):
+    """1B.S9 replays S6: a jitter record whose latitude (or longitude) offset is off fails it."""
+    target = world_copy.results / "1B" / "s6_site_jitter"
+    t = pq.read_table(target)
+    v = t.column(column).to_numpy().copy()
+    v[0] += 1e-6
+    t = t.set_column(t.column_names.index(column), column, pa.array(v))
+    pq.write_table(t, target / "part-00000.parquet")
+    reseal(target)
+    (world_copy.results / "1B" / "_passed.flag").unlink()
+    with pytest.raises(EngineFailure) as e:
+        s9_validation.run(world_copy.for_state("1B.S9"))
+    assert e.value.code == "1B.S9.VALIDATION_FAILED" and "replay_s6_jitter" in e.value.message
+
+
 def test_site_locations_readable_by_duckdb(world_a):
     duckdb = pytest.importorskip("duckdb")
     path = contracts.dataset_path(world_a.results, "site_locations") / "*.parquet"
