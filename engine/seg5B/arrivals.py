@@ -11,6 +11,7 @@ each batch is one numba call filling preallocated arrays and one Arrow table han
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -345,26 +346,37 @@ def realise_arrivals(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: Routing
     row_virtual = np.zeros(len(row_c), np.int64)
     first = {}
     last = {}
-    for a, z in zip(cuts[:-1], cuts[1:]):
-        sl = slice(int(a), int(z))
+
+    def work(a: int, z: int):
+        sl = slice(a, z)
         o, rs = expand_batch(row_c[sl], row_b[sl], row_n[sl], row_lam[sl], cp, plan, grid,
                              routing_policy["p_virtual_hybrid"], parallel)
-        sink(to_arrow(o, cp, plan, schema))
-        row_virtual[a + rs["order"]] = rs["virtual"]
-        tot["arrivals"] += len(o["ts"])
-        tot["virtual"] += int(rs["virtual"].sum())
-        tot["fallback_arrivals"] += int(rs["fallback"].sum())
-        for f, blocks in zip(FAMILIES, (rs["n"], rs["site_blocks"], rs["edge_blocks"])):
-            used = np.flatnonzero(blocks > 0)
-            tot["blocks"][f] += int(blocks.sum())
-            tot["events"][f] += len(used)
-            if len(used):
-                # counters of the first/last consuming row's stream (row granularity: + (b << 32))
-                i0 = int(np.argmin(np.where(blocks > 0, np.arange(len(blocks)), len(blocks))))
-                key = cp.keys[f]
-                first.setdefault(f, _ctr(key, rs["c"][i0], rs["b"][i0], 0))
-                i1 = int(used[-1])
-                last[f] = _ctr(key, rs["c"][i1], rs["b"][i1], int(rs["n"][i1]) - 1)
+        return to_arrow(o, cp, plan, schema), rs
+
+    # batch i+1 is expanded (numba, GIL released) while batch i is written: sink order is fixed
+    nb = len(cuts) - 1
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(work, int(cuts[0]), int(cuts[1])) if nb else None
+        for i in range(nb):
+            table, rs = fut.result()
+            if i + 1 < nb:
+                fut = ex.submit(work, int(cuts[i + 1]), int(cuts[i + 2]))
+            sink(table)
+            a = int(cuts[i])
+            row_virtual[a + rs["order"]] = rs["virtual"]
+            tot["arrivals"] += table.num_rows
+            tot["virtual"] += int(rs["virtual"].sum())
+            tot["fallback_arrivals"] += int(rs["fallback"].sum())
+            for f, blocks in zip(FAMILIES, (rs["n"], rs["site_blocks"], rs["edge_blocks"])):
+                used = np.flatnonzero(blocks > 0)
+                tot["blocks"][f] += int(blocks.sum())
+                tot["events"][f] += len(used)
+                if len(used):
+                    # counters of the first/last consuming row's stream (row granularity: + (b << 32))
+                    key = cp.keys[f]
+                    i0, i1 = int(used[0]), int(used[-1])
+                    first.setdefault(f, _ctr(key, rs["c"][i0], rs["b"][i0], 0))
+                    last[f] = _ctr(key, rs["c"][i1], rs["b"][i1], int(rs["n"][i1]) - 1)
     trace = rng.RngTrace()
     for f, d in zip(FAMILIES, (1, 2, 1)):
         trace.add(f"{SEG}.{f}", tot["events"][f], tot["blocks"][f] * d, tot["blocks"][f], first.get(f), last.get(f))

@@ -229,13 +229,13 @@ def _expand_group(g, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, ro
         o_lam[p] = row_lam[r]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def expand_parallel(n_groups, *args):
     for g in prange(n_groups):
         _expand_group(g, *args)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def expand_serial(n_groups, *args):
     for g in range(n_groups):
         _expand_group(g, *args)
