@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 from numba import njit
 
 import engine.core.publish as publish
-
 from engine.core.publish import ROW_GROUP_ROWS, WRITE_OPTIONS, DatasetWriter
 from engine.seg5B import arrivals as A
 from engine.seg5B import chain, synth

@@ -228,10 +228,12 @@ def expand_batch(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: RoutingPlan
                  parallel: bool = True) -> tuple[dict[str, np.ndarray], dict]:
     """One merchant-contiguous batch of S3 rows (count > 0) -> arrival arrays + per-row counters.
 
-    Rows are reordered to (merchant, bucket, zone, channel); arrivals of a (merchant, bucket) are
+    Rows come merchant-contiguous in S3 order (c, b) and are reordered to (merchant, bucket, zone,
+    channel); arrivals of a (merchant, bucket) are
     chronological, and arrival_seq counts from 1 per merchant within the batch (callers never
     split a merchant)."""
-    order = np.lexsort((row_c, row_b, cp.c_m[row_c]))
+    row_c, row_b = np.asarray(row_c, np.int64), np.asarray(row_b, np.int64)
+    order = K.batch_order(cp.c_m[row_c], row_b, grid.H)
     rc = np.ascontiguousarray(row_c[order], np.int64)
     rb = np.ascontiguousarray(row_b[order], np.int64)
     rn = np.ascontiguousarray(row_n[order], np.int64)
@@ -338,6 +340,8 @@ def realise_arrivals(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: Routing
     row_n, row_lam = np.asarray(row_n, np.int64), np.asarray(row_lam, np.float64)
     if np.any(row_n <= 0):
         raise _fail("BUCKET_COUNT_MISMATCH", "S4 takes only S3 rows with count_N > 0")
+    if len(row_c) > 1 and not np.all((row_c[1:] > row_c[:-1]) | ((row_c[1:] == row_c[:-1]) & (row_b[1:] > row_b[:-1]))):
+        raise _fail("BUCKET_COUNT_MISMATCH", "S3 rows must be unique and in (merchant, zone, channel, bucket) order")
     check_resolvable(cp, plan, row_c)
     schema = arrow_schema("arrival_events_5B")
     cuts = merchant_batches(row_c, row_n, cp.c_m, int(batch_target))

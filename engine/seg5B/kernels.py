@@ -29,8 +29,8 @@ _SMALL_SORT = 48
 def row_counter(hi, lo, b, k):
     """(hi, lo) + (b << 32) + k; wrapped = the 128-bit add overflowed."""
     off = (np.uint64(b) << SHIFT) + np.uint64(k)
-    h, l = add_counter(hi, lo, off)
-    return h, l, h < np.uint64(hi)
+    h, lo2 = add_counter(hi, lo, off)
+    return h, lo2, h < np.uint64(hi)
 
 
 # ---------------------------------------------------------------- S2 latent field
@@ -89,10 +89,10 @@ def bucket_counts(keys, row_c, row_b, mu, kappa, nb2, eps, max_count, exact_max,
             capped[i] = False
             continue
         c = row_c[i]
-        h, l, wrapped = row_counter(keys[c, 1], keys[c, 2], row_b[i], 0)
+        h, lo_, wrapped = row_counter(keys[c, 1], keys[c, 2], row_b[i], 0)
         if wrapped:
             return events, i
-        x0, x1 = philox2x64_10(h, l, keys[c, 0])
+        x0, x1 = philox2x64_10(h, lo_, keys[c, 0])
         events += 1
         u1 = u01(x0)
         if nb2:
@@ -108,6 +108,30 @@ def bucket_counts(keys, row_c, row_b, mu, kappa, nb2, eps, max_count, exact_max,
 
 
 # ---------------------------------------------------------------- S4 expansion
+
+@njit(cache=True, nogil=True)
+def batch_order(row_m, row_b, n_buckets):
+    """Permutation of rows sorted by (merchant, bucket), stable (rows come merchant-contiguous and
+    sorted by (c, b), so ties keep c order): a counting sort on b within each merchant run."""
+    n = row_m.shape[0]
+    order = np.empty(n, np.int64)
+    cnt = np.zeros(n_buckets + 1, np.int64)
+    s = 0
+    while s < n:
+        e = s + 1
+        while e < n and row_m[e] == row_m[s]:
+            e += 1
+        cnt[:] = 0
+        for i in range(s, e):
+            cnt[row_b[i] + 1] += 1
+        for j in range(n_buckets):
+            cnt[j + 1] += cnt[j]
+        for i in range(s, e):
+            order[s + cnt[row_b[i]]] = i
+            cnt[row_b[i]] += 1
+        s = e
+    return order
+
 
 @njit(cache=True, inline="always")
 def _swap(a, i, j):
@@ -158,10 +182,10 @@ def _expand_group(g, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, ro
         b = row_b[r]
         start = h0_us + np.int64(b) * d_us
         for k in range(row_n[r]):
-            h, l, wrapped = row_counter(k_time[c, 1], k_time[c, 2], b, k)
+            h, lo_, wrapped = row_counter(k_time[c, 1], k_time[c, 2], b, k)
             if wrapped:
                 row_status[r] = 1
-            x0, _ = philox2x64_10(h, l, k_time[c, 0])
+            x0, _ = philox2x64_10(h, lo_, k_time[c, 0])
             off = np.int64(u01(x0) * d_us)
             if off >= d_us:
                 off = d_us - 1
@@ -183,10 +207,10 @@ def _expand_group(g, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, ro
         virt = mode == MODE_VIRTUAL_ONLY
         tz = -1
         if mode != MODE_VIRTUAL_ONLY:
-            h, l, wrapped = row_counter(k_site[c, 1], k_site[c, 2], b, k)
+            h, lo_, wrapped = row_counter(k_site[c, 1], k_site[c, 2], b, k)
             if wrapped:
                 row_status[r] = 1
-            x0, x1 = philox2x64_10(h, l, k_site[c, 0])
+            x0, x1 = philox2x64_10(h, lo_, k_site[c, 0])
             row_site_blocks[r] += 1
             if mode == MODE_HYBRID and u01(x0) < p_hybrid:
                 virt = True
@@ -202,10 +226,10 @@ def _expand_group(g, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, ro
                 if c_fallback[c]:
                     row_fallback[r] += 1
         if virt:
-            h, l, wrapped = row_counter(k_edge[c, 1], k_edge[c, 2], b, k)
+            h, lo_, wrapped = row_counter(k_edge[c, 1], k_edge[c, 2], b, k)
             if wrapped:
                 row_status[r] = 1
-            x0, _ = philox2x64_10(h, l, k_edge[c, 0])
+            x0, _ = philox2x64_10(h, lo_, k_edge[c, 0])
             row_edge_blocks[r] += 1
             a = m_edge_lo[mi]
             j = edge_pick(u01(x0), e_prob_q, e_alias, a, m_edge_n[mi])

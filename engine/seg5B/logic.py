@@ -137,8 +137,8 @@ def grouping(domain: pl.DataFrame, profile: pl.DataFrame, classification: pl.Dat
         .alias("virtual_band"),
         pl.Series("zone_group_id", [f"zg{int(x)}" for x in range(policy["zone_group_buckets"])])
         .gather(zg_b.astype(np.int64)))
-    msg = d.select(pl.format("5B.group|{}|{}|{}|{}|{}|{}", pl.lit(scenario_id), "demand_class", "channel_group", "virtual_band", "zone_group_id",
-                             pl.col("merchant_id").cast(pl.String))).to_series()
+    msg = d.select(pl.format("5B.group|{}|{}|{}|{}|{}|{}", pl.lit(scenario_id), "demand_class", "channel_group",
+                             "virtual_band", "zone_group_id", pl.col("merchant_id").cast(pl.String))).to_series()
     b = _hash_u64(msg, 0) % np.uint64(policy["in_stratum_buckets"])
     d = d.with_columns(pl.Series("b", b.astype(np.int64))).with_columns(
         pl.format("g|{}|{}|{}|{}|{}|b{}", "scenario_band", "demand_class", "channel_group", "virtual_band",
