@@ -1,0 +1,181 @@
+"""5B.S5 checks that stream over ALL arrivals (Arrow batches), plus the S2/S3 realism figures.
+
+`ArrivalAudit.update(batch)` folds one batch into fixed-size counters (a dense count per S3
+row, a bitmap over arrival_seq per merchant, a tz histogram, a zoneinfo sample), so memory is
+bounded by the domain, not by the number of arrivals. `finish()` returns the checks:
+count conservation (T4), time window (V4), civil time vs the cache for every event and vs
+zoneinfo (tzdata wheel) for a deterministic sample (T1/T2), routing membership and flags (T5),
+PK 1..n per merchant (V5), RNG budgets vs the trace (V6), and the T6/T7 corridors.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.core.tzcache import wheel_zoneinfo
+
+from . import kernels as K
+from .arrivals import CoarsePlan, RoutingPlan
+from .logic import Grid
+from .policies import CHANNELS
+
+_NAMES = ("arrivals", "key_not_in_domain", "ts_outside_bucket", "civil_time_mismatch", "flag_inconsistent",
+          "site_not_merchants", "site_outside_zone", "fallback_arrivals", "edge_not_merchants",
+          "virtual_on_non_virtual", "physical_on_virtual_only", "seq_out_of_range", "seq_duplicate",
+          "site_pick_blocks", "virtual_arrivals", "tzid_primary_wrong")
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _codes(col: pa.ChunkedArray | pa.Array, values: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 codes into `values`, -1 unknown; validity) of a dictionary/string column."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        d = np.asarray(pc.index_in(arr.dictionary.cast(pa.string()), value_set=pa.array(values, pa.string()))
+                       .fill_null(-1), np.int32)
+        idx = arr.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out = d[idx] if len(d) else np.full(len(arr), -1, np.int32)
+    else:
+        out = np.asarray(pc.index_in(arr, value_set=pa.array(values, pa.string())).fill_null(-1), np.int32)
+    valid = np.asarray(arr.is_valid(), bool)
+    return np.where(valid, out, -1).astype(np.int32), valid
+
+
+def _i64(col, fill=0) -> tuple[np.ndarray, np.ndarray]:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    valid = np.asarray(arr.is_valid(), bool)
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.int64())
+    return np.asarray(arr.fill_null(fill).to_numpy(zero_copy_only=False)), valid
+
+
+class ArrivalAudit:
+    def __init__(self, cp: CoarsePlan, plan: RoutingPlan, grid: Grid, count_by_row: np.ndarray, row_c: np.ndarray,
+                 row_b: np.ndarray, sample_every: int = 97):
+        self.cp, self.plan, self.g = cp, plan, grid
+        C, H = len(cp.c_mid), grid.H
+        self.expected = np.zeros(C * H, np.int64)
+        np.add.at(self.expected, row_c.astype(np.int64) * H + row_b, count_by_row)
+        per_m = np.bincount(cp.c_m[row_c], weights=count_by_row, minlength=len(plan.merchant_ids)).astype(np.int64)
+        self.m_seq_off = np.concatenate([[0], np.cumsum(per_m)]).astype(np.int64)
+        self.cnt = np.zeros(C * H, np.int64)
+        self.seen = np.zeros(int(self.m_seq_off[-1]), np.bool_)
+        self.tz_hist = np.zeros(len(plan.cache.tzids), np.int64)
+        self.v = np.zeros(16, np.int64)
+        # composite (merchant index, zone code, channel code) -> c
+        self._ck = (cp.c_m * len(cp.zones) + cp.c_zone) * len(CHANNELS) + cp.c_chan
+        if np.any(np.diff(self._ck) <= 0):
+            raise ValueError("coarse keys not sorted")
+        self.every = int(sample_every)
+        self._seen_rows = 0
+        self.sample: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def update(self, batch: pa.Table | pa.RecordBatch) -> None:
+        t = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        n = t.num_rows
+        if n == 0:
+            return
+        mid = np.asarray(t.column("merchant_id").combine_chunks().to_numpy(zero_copy_only=False), np.uint64)
+        m = self.plan.merchant_index(mid)
+        z, _ = _codes(t.column("zone_representation"), self.cp.zones)
+        ch, _ = _codes(t.column("channel_group"), CHANNELS)
+        ck = (m * len(self.cp.zones) + z) * len(CHANNELS) + ch
+        c = np.searchsorted(self._ck, ck)
+        c = np.minimum(c, len(self._ck) - 1)
+        c = np.where((m >= 0) & (z >= 0) & (ch >= 0) & (self._ck[c] == ck), c, -1)
+        tz = self.plan.cache.tzids
+        tzp, _ = _codes(t.column("tzid_primary"), tz)
+        tzo, opv = _codes(t.column("tzid_operational"), tz)
+        tzs, stv = _codes(t.column("tzid_settlement"), tz)
+        ts, _ = _i64(t.column("ts_utc"))
+        locp, _ = _i64(t.column("ts_local_primary"))
+        loco, _ = _i64(t.column("ts_local_operational"))
+        locs, _ = _i64(t.column("ts_local_settlement"))
+        site, sv = _i64(t.column("site_id"))
+        edge, ev = _i64(t.column("edge_id"))
+        b, _ = _i64(t.column("bucket_index"), -1)
+        seq, _ = _i64(t.column("arrival_seq"))
+        virt = np.asarray(t.column("is_virtual").combine_chunks().fill_null(False).to_numpy(zero_copy_only=False))
+        ca, p, cc = self.cp, self.plan, self.plan.cache
+        K.audit_batch(m, c.astype(np.int64), b.astype(np.int64), ts, seq, virt, sv, site.astype(np.uint64), ev,
+                      edge.astype(np.uint64), tzp, locp, opv, tzo, loco, stv, tzs, locs, ca.zone_tz,
+                      self.g.H, np.int64(self.g.h0_us), np.int64(self.g.d_us), cc.tz_start, cc.trans_us, cc.offset_us,
+                      p.m_mode, self.m_seq_off, p.m_settle_tz, ca.c_fallback, p.ms_off, p.ms_site, p.ms_tz,
+                      p.me_off, p.me_edge, p.me_tz, self.cnt, self.seen, self.tz_hist, self.v)
+        # deterministic sample: every k-th arrival in stream order
+        first = (-self._seen_rows) % self.every
+        pick = np.arange(first, n, self.every)
+        self._seen_rows += n
+        if len(pick):
+            self.sample.append((ts[pick], tzp[pick], locp[pick]))
+
+    def _zoneinfo(self) -> dict:
+        if not self.sample:
+            return {"sample": 0, "mismatch": 0, "one_hour": 0}
+        ts = np.concatenate([s[0] for s in self.sample])
+        tz = np.concatenate([s[1] for s in self.sample])
+        loc = np.concatenate([s[2] for s in self.sample])
+        mism = one_hour = 0
+        for t in np.unique(tz):
+            sel = np.flatnonzero(tz == t)
+            if t < 0:
+                mism += len(sel)
+                continue
+            zi = wheel_zoneinfo(self.plan.cache.tzids[t], "5B.S5")
+            # the reference: stdlib zoneinfo from the pinned wheel, one conversion per sampled arrival
+            want = np.array([int((dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=int(x)))
+                                 .astimezone(zi).replace(tzinfo=None).__sub__(_EPOCH) // dt.timedelta(microseconds=1))
+                             for x in ts[sel]], np.int64)
+            d = loc[sel] - want
+            mism += int(np.count_nonzero(d))
+            one_hour += int(np.count_nonzero(np.abs(d) == 3_600_000_000))
+        return {"sample": int(len(ts)), "mismatch": mism, "one_hour": one_hour}
+
+    def finish(self, trace: dict | None = None) -> dict:
+        v = {k: int(x) for k, x in zip(_NAMES, self.v)}
+        diff = self.cnt - self.expected
+        out = {"counts": v,
+               "conservation": {"total_expected": int(self.expected.sum()), "total_seen": int(self.cnt.sum()),
+                                "rows_mismatched": int(np.count_nonzero(diff)), "abs_diff": int(np.abs(diff).sum())},
+               "pk_missing": int(self.seen.size - np.count_nonzero(self.seen)),
+               "zoneinfo": self._zoneinfo()}
+        n = max(v["arrivals"], 1)
+        top = np.sort(self.tz_hist)[::-1][:10].sum()
+        out["realism"] = {"top10_tz_share": float(top / n), "virtual_share": v["virtual_arrivals"] / n}
+        out["rng_expected"] = {"5B.arrival_time_jitter": {"blocks": v["arrivals"], "draws": v["arrivals"]},
+                               "5B.arrival_site_pick": {"blocks": v["site_pick_blocks"],
+                                                        "draws": 2 * v["site_pick_blocks"]},
+                               "5B.arrival_edge_pick": {"blocks": v["virtual_arrivals"],
+                                                        "draws": v["virtual_arrivals"]}}
+        if trace is not None:
+            out["rng_mismatch"] = sorted(f for f, e in out["rng_expected"].items()
+                                         if f not in trace or trace[f]["blocks"] != e["blocks"]
+                                         or trace[f]["draws"] != e["draws"])
+        hard = ("key_not_in_domain", "ts_outside_bucket", "civil_time_mismatch", "flag_inconsistent",
+                "site_not_merchants", "site_outside_zone", "edge_not_merchants", "virtual_on_non_virtual",
+                "physical_on_virtual_only", "seq_out_of_range", "seq_duplicate", "tzid_primary_wrong")
+        out["failed"] = [k for k in hard if v[k]]
+        if out["conservation"]["rows_mismatched"]:
+            out["failed"].append("count_conservation")
+        if out["pk_missing"]:
+            out["failed"].append("pk_missing")
+        if out["zoneinfo"]["mismatch"]:
+            out["failed"].append("zoneinfo_mismatch")
+        if out.get("rng_mismatch"):
+            out["failed"].append("rng_accounting")
+        return out
+
+
+def count_realism(mu: np.ndarray, n: np.ndarray, f: np.ndarray, pol: dict) -> dict:
+    """S2/S3 corridors: LGCP mean factor, non-zero fraction, heavy tail, NB2 dispersion."""
+    vp = pol["validation_policy_5B"]
+    nz = n[n > 0]
+    sel = mu >= vp["dispersion_nb2"]["mu_min"]
+    resid = (n[sel] - mu[sel]) / np.sqrt(mu[sel]) if sel.any() else np.zeros(0)
+    return {"lgcp_mean_factor": float(f.mean()) if f.size else 1.0,
+            "nonzero_fraction": float(np.mean(n > 0)) if n.size else 0.0,
+            "p99_p50": float(np.percentile(nz, 99) / max(np.percentile(nz, 50), 1)) if nz.size else 0.0,
+            "pearson_resid_std": float(resid.std()) if resid.size > 1 else float("nan"),
+            "dispersion_rows": int(sel.sum())}
