@@ -13,7 +13,7 @@ from engine.seg1B.landmask import sea_figures
 res = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
 read = lambda seg, ds: pl.read_parquet(res / seg / ds / "*.parquet")
 cfg = lambda name: yaml.safe_load(Path("config/1A", name).read_text())
-mcc = np.sort(pl.read_csv(res / "reference" / "mcc_codes.csv")["mcc"].to_numpy())
+mcc = np.sort(read("reference", "mcc_codes")["mcc"].to_numpy())
 f = realism.figures(read("1A", "merchant_ids"), read("1A", "outlet_catalogue"), read("1A", "country_ref"), mcc,
                     cfg("merchant_mix.yaml"), cfg("card_market.yaml"), cfg("validation.yaml")["realism"])
 s = sea_figures(read("1B", "site_locations"))
