@@ -107,5 +107,13 @@ def replay_matches(queue: pl.DataFrame, priors: pl.DataFrame, policy: dict, iden
     return _row("CHK_S3_REPLAY", ok, pick.height, "bit-identical")
 
 
+def add_to(chk, rows: list[dict]) -> None:
+    """Check rows into engine.core.validation.Checks: INSUFFICIENT_DATA passes (noted), WARN warns."""
+    for r in rows:
+        st = r["status"]
+        chk.add(r["check_id"].lower(), st in ("PASS", "INSUFFICIENT_DATA"), figure=r["metric"], threshold=r["threshold"],
+                detail="insufficient data" if st == "INSUFFICIENT_DATA" else "", severity="warn" if st == "WARN" else "fail")
+
+
 def overall(rows: list[dict]) -> str:
     return "FAIL" if any(r["status"] == "FAIL" for r in rows) else "PASS"
