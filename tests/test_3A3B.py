@@ -212,3 +212,18 @@ def test_malformed_policy_is_named_at_parse_time(config_copy, seg, name, key, va
     with pytest.raises(ConfigError) as e:
         check_policies(config_copy)
     assert str(p) in str(e.value) and key in str(e.value)
+
+
+def test_resolver_is_2A_ladder_known_answers():
+    import datetime as dt
+
+    from engine.core.contracts import load_policy
+    from engine.core.context import ROOT
+    from engine.seg3B.tz_lookup import Resolver
+    pol = {n: load_policy(ROOT / f"config/2A/{n}.yaml", "2A", n, "3B.S1") for n in ("tz_nudge", "tz_overrides")}
+    r = Resolver(pol["tz_nudge"], pol["tz_overrides"], dt.date(2026, 3, 2))
+    tz, src = r([40.7128, 48.8566, 43.8, 0.0, 0.0], [-74.006, 2.3522, 87.6, -30.0, -30.0], ["US", "FR", "CN", "BR", "XX"])
+    assert list(tz[:2]) == ["America/New_York", "Europe/Paris"] and list(src[:2]) == ["POLYGON", "POLYGON"]
+    assert tz[2] in zone_tables().country_zones["CN"]              # Urumqi: polygon, or the CN override if ambiguous
+    assert (tz[3], src[3]) == (zone_tables().principal("BR"), "FALLBACK")   # at sea: the country's principal zone
+    assert tz[4] is None and src[4] is None and r.calls == [5]

@@ -19,7 +19,7 @@ from engine.core.errors import EngineFailure
 from engine.core.geometry import rings
 from engine.core.tzcache import tab_tzids
 from engine.refdata.tables import country_table, mcc_table
-from engine.seg1A.s0_universe import home_weights, mcc_weights, p_cnp
+from engine.seg1A.mix import card_market_weights, mix_table
 from engine.seg3B import alias_tables, checks, classify, edges, settlement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,17 +32,20 @@ def pol(name: str) -> dict:
 
 
 def merchants(n: int, seed: int = 3) -> pl.DataFrame:
-    """merchant_ids-like: home country, MCC and channel by 1A's universe law (config/1A/universe.yaml)."""
-    uni = load_policy(ROOT / "config/1A/universe.yaml", "1A", "universe", "1A.S0")
+    """merchant_ids-like: home country, MCC and channel by 1A.S0's law (config/1A/card_market.yaml for the home
+    country, config/1A/merchant_mix.yaml for MCC shares and p_cnp)."""
     ref = ROOT / "config/reference"
     ct = country_table(ref / "gdp_per_capita.csv", ref / "gdp_bucket_map.csv", ref / "legal_tender.csv")
-    hw = np.cumsum(home_weights(ct, uni["home"]))
-    codes = mcc_table()["mcc"].to_numpy()
-    w = mcc_weights(codes, uni["mcc"]["range_boosts"])
+    cm = load_policy(ROOT / "config/1A/card_market.yaml", "1A", "card_market", "1A.S0")
+    mix = load_policy(ROOT / "config/1A/merchant_mix.yaml", "1A", "merchant_mix", "1A.S0")
+    hw = np.cumsum(card_market_weights(ct, cm))
+    mt = mix_table(mix, mcc_table()["mcc"].to_numpy())
+    w = np.cumsum(mt["weight"].to_numpy())
     r = np.random.default_rng(seed)
-    mcc = codes[np.minimum(np.searchsorted(np.cumsum(w), r.random(n) * w.sum(), "right"), len(codes) - 1)]
-    cnp = r.random(n) < p_cnp(mcc, uni["channel"])
-    return pl.DataFrame({"merchant_id": np.arange(1, n + 1, dtype=np.uint64), "mcc": mcc.astype(np.int32),
+    pick = np.minimum(np.searchsorted(w, r.random(n) * w[-1], "right"), len(w) - 1)
+    cnp = r.random(n) < mt["p_cnp"].to_numpy()[pick]
+    return pl.DataFrame({"merchant_id": np.arange(1, n + 1, dtype=np.uint64),
+                         "mcc": mt["mcc"].to_numpy()[pick].astype(np.int32),
                          "channel": np.where(cnp, "card_not_present", "card_present"),
                          "home_country_iso": ct["country_iso"].to_numpy()[
                              np.minimum(np.searchsorted(hw, r.random(n) * hw[-1], "right"), len(hw) - 1)]}) \
@@ -76,7 +79,7 @@ def world(inputs):
 
 def test_classification_known_answers():
     rules = classify.rules_frame(pol("mcc_channel_rules"))
-    m = pl.DataFrame({"merchant_id": np.arange(1, 6, dtype=np.uint64), "mcc": np.array([5815, 5815, 4813, 1, 5411], np.int32),
+    m = pl.DataFrame({"merchant_id": np.arange(1, 6, dtype=np.uint64), "mcc": np.array([5815, 5815, 7372, 1, 5411], np.int32),
                       "channel": ["card_not_present", "card_present", "card_not_present", "card_not_present",
                                   "card_not_present"]})
     cl = classify.classify(m, rules, "v1.0.0", overrides=pl.DataFrame({"merchant_id": np.array([5], np.uint64),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import polars as pl
 
 from engine.core.context import RunContext
+from engine.core.contracts import load_policy
 from engine.core.segment import Segment
 
 from . import priors
@@ -30,7 +31,7 @@ def pack(pol: dict, state: str) -> pl.DataFrame:
 
 def versions(ctx: RunContext, pol: dict, state: str) -> dict[str, str]:
     """The policy versions zone_alloc carries; 2B's day-effect policy is read for its version only."""
-    de = Segment("2B").policy(ctx, "day_effects", state)
+    de = load_policy(ctx.io.policy("2B", "day_effects"), "2B", "day_effects", f"{SEG}.{state}")
     return {"prior_pack_version": str(pol["country_zone_alphas"]["version"]),
             "floor_policy_version": str(pol["zone_floor_policy"]["version"]),
             "mixture_policy_version": str(pol["zone_mixture_policy"]["version"]),

@@ -12,6 +12,7 @@ import shapely
 
 from engine.core import datasets
 from engine.core.context import RunContext
+from engine.core.contracts import load_policy
 from engine.core.geometry import Rings, rings
 from engine.core.publish import clear_stale, tmp_sibling
 from engine.core.segment import Segment
@@ -36,9 +37,9 @@ def load_policies(ctx: RunContext, state: str) -> dict[str, dict]:
 
 def resolver(ctx: RunContext, state: str) -> Resolver:
     """2A's point -> tzid resolver with 2A's nudge and override policies, active on the run date."""
-    seg2a = Segment("2A")
+    pol = {n: load_policy(ctx.io.policy("2A", n), "2A", n, f"{SEG}.{state}") for n in ("tz_nudge", "tz_overrides")}
     run_date = dt.date.fromisoformat(ctx.config["run"]["created_utc"][:10])      # as 2A.S1 (a label, not the clock)
-    return Resolver(seg2a.policy(ctx, "tz_nudge", state), seg2a.policy(ctx, "tz_overrides", state), run_date)
+    return Resolver(pol["tz_nudge"], pol["tz_overrides"], run_date)
 
 
 def tile_surface(ctx: RunContext, code: str) -> tuple[edges.TileSurface, Rings]:
