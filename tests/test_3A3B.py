@@ -2,16 +2,21 @@
 policies refused at parse time, determinism of what test_1A's byte comparison does not cover."""
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import math
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import reseal
 
 from engine.core import alias, datasets, hashgate, rng
+from engine.core.context import ROOT
+from engine.core.contracts import load_policy
 from engine.core.errors import EngineFailure
 from engine.core.workflow import ConfigError, check_policies
 from engine.seg2A.tz_tables import zone_tables
@@ -19,6 +24,7 @@ from engine.seg3A import priors
 from engine.seg3A import s0_gate as gate_3A
 from engine.seg3A import s6_validation as val_3A
 from engine.seg3B import s0_gate as gate_3B
+from engine.seg3B.tz_lookup import Resolver
 
 PAIR = ["merchant_id", "legal_country_iso"]
 
@@ -66,7 +72,6 @@ def test_dirichlet_trace_matches_events(world_a):
 
 def test_universe_hash_recomputes_and_reaches_3B(world_a):
     doc = json.loads((world_a.results / "3A/zone_alloc_universe_hash.json").read_text())
-    import hashlib
     raw = b"".join(bytes.fromhex(doc[k]) for k in ("zone_alpha_digest", "theta_digest", "zone_floor_digest",
                                                     "day_effect_digest", "zone_alloc_parquet_digest"))
     assert doc["routing_universe_hash"] == hashlib.sha256(raw).hexdigest() and doc["coverage"] == "escalated_only"
@@ -80,7 +85,6 @@ def test_3A_validation_fails_when_counts_break(world_copy):
     bad = za.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.col("zone_site_count") + 1)
                           .otherwise("zone_site_count").alias("zone_site_count"))
     f = d / "part-00000.parquet"
-    import pyarrow.parquet as pq
     t = pq.read_table(f)
     pq.write_table(t.set_column(t.schema.get_field_index("zone_site_count"), "zone_site_count",
                                 bad["zone_site_count"].to_arrow()), f)
@@ -123,25 +127,24 @@ def _blob(ctx):
 
 
 def test_alias_blob_decodes_to_the_weights(world_a):
-    import hashlib
-    idx, blob, mr, (off, pq, al) = _blob(world_a)
+    idx, blob, mr, (off, prob_q, al) = _blob(world_a)
     g = idx.filter(pl.col("scope") == "GLOBAL").row(0, named=True)
     assert g["merchant_alias_checksum"] == hashlib.sha256(blob).hexdigest() and g["blob_length_bytes"] == len(blob)
     cat = _read(world_a, "edge_catalogue_3B").sort("merchant_id", "edge_seq_index")
     assert mr["merchant_id"].equals(cat["merchant_id"].unique(maintain_order=True))
     k = np.diff(off)
-    p = alias.decode_numerators(off, pq, al, alias.EDGE_BITS) / (np.repeat(k, k) * float(1 << alias.EDGE_BITS))
+    p = alias.decode_numerators(off, prob_q, al, alias.EDGE_BITS) / (np.repeat(k, k) * float(1 << alias.EDGE_BITS))
     assert np.max(np.abs(p - cat["edge_weight"].to_numpy())) <= 1e-6
 
 
 def test_alias_draws_pass_chi_square(world_a):
-    _, _, mr, (off, pq, al) = _blob(world_a)
+    _, _, mr, (off, prob_q, al) = _blob(world_a)
     i = int(np.argmax(np.diff(off)))
     lo, hi = int(off[i]), int(off[i + 1])
     n = 1_000_000
     key, h, l = rng.derive_stream("3B.test_edge_pick", "f" * 64, "p" * 64, 1, "", "chi2")
     u = rng.uniforms_at(np.uint64(key), np.uint64(h), np.uint64(l), n)
-    obs = np.bincount(alias.edge_pick_many(u, 0, np.array([0, hi - lo]), pq[lo:hi], al[lo:hi]), minlength=hi - lo)
+    obs = np.bincount(alias.edge_pick_many(u, 0, np.array([0, hi - lo]), prob_q[lo:hi], al[lo:hi]), minlength=hi - lo)
     w = _read(world_a, "edge_catalogue_3B").filter(pl.col("merchant_id") == mr["merchant_id"][i]) \
         .sort("edge_seq_index")["edge_weight"].to_numpy()
     stat = float(((obs - n * w) ** 2 / (n * w)).sum())
@@ -215,11 +218,6 @@ def test_malformed_policy_is_named_at_parse_time(config_copy, seg, name, key, va
 
 
 def test_resolver_is_2A_ladder_known_answers():
-    import datetime as dt
-
-    from engine.core.contracts import load_policy
-    from engine.core.context import ROOT
-    from engine.seg3B.tz_lookup import Resolver
     pol = {n: load_policy(ROOT / f"config/2A/{n}.yaml", "2A", n, "3B.S1") for n in ("tz_nudge", "tz_overrides")}
     r = Resolver(pol["tz_nudge"], pol["tz_overrides"], dt.date(2026, 3, 2))
     tz, src = r([40.7128, 48.8566, 43.8, 0.0, 0.0], [-74.006, 2.3522, 87.6, -30.0, -30.0], ["US", "FR", "CN", "BR", "XX"])
