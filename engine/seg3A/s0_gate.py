@@ -19,7 +19,8 @@ WARN_OUTSIDE_SHARE = 0.01
 def run(ctx: RunContext) -> None:
     rep = state_report("S0")
     pol = load_policies(ctx, "S0")
-    z = pack(pol, "S0").select(pl.col("country_iso").alias("legal_country_iso"), "tzid")
+    pk = pack(pol, "S0")
+    z = pk.select(pl.col("country_iso").alias("legal_country_iso"), "tzid")
     outlets = datasets.read(ctx, "outlet_catalogue", CODE).select("legal_country_iso").unique()
     missing = outlets.join(z, on="legal_country_iso", how="anti").sort("legal_country_iso")
     if missing.height:
@@ -32,7 +33,7 @@ def run(ctx: RunContext) -> None:
     upstream = run_gate(ctx, CODE, {"site_tzids_outside_zone_universe": {"count": outside, "share": share}})
     if share > WARN_OUTSIDE_SHARE:
         rep.warn(f"{outside} of {st.height} 2A site tzids lie outside Z(country) of the prior pack")
-    rep.count(upstream_verified=len(upstream), countries=pack(pol, "S0")["country_iso"].n_unique(),
+    rep.count(upstream_verified=len(upstream), countries=pk["country_iso"].n_unique(),
               site_tzids_outside_zone_universe=outside)
     rep.rng(None)
     rep.write(report_path(ctx, "S0"))
