@@ -25,6 +25,8 @@ include: "rules/1A.smk"
 include: "rules/1B.smk"
 include: "rules/2A.smk"
 include: "rules/2B.smk"
+include: "rules/3A.smk"
+include: "rules/3B.smk"
 
 
 rule all:
@@ -32,3 +34,5 @@ rule all:
     input:
         "results/2A/_passed.flag",
         "results/2B/_passed.flag",
+        "results/3A/_passed.flag",
+        "results/3B/_passed.flag",

@@ -29,6 +29,10 @@ MAIN = {
            "S4": "site_timezones", "S5": "site_timezones"},
     "2B": {"S0": "site_timezones", "S1": "s1_site_weights", "S2": "s2_alias_table", "S3": "s3_day_effects",
            "S4": "s4_group_weights", "S5": "s5_route_audit", "S7": "s4_group_weights"},
+    "3A": {"S0": "outlet_catalogue", "S1": "s1_escalation_queue", "S2": "s2_country_zone_priors",
+           "S3": "s3_zone_shares", "S4": "s4_zone_counts", "S5": "zone_alloc", "S6": "zone_alloc"},
+    "3B": {"S0": "merchant_ids", "S1": "virtual_classification_3B", "S2": "edge_catalogue_3B",
+           "S3": "edge_catalogue_3B", "S4": "edge_catalogue_3B"},
 }
 SEGMENTS = tuple(MAIN)
 

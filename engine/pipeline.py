@@ -39,6 +39,10 @@ from engine.seg2A import s1_tz_lookup, s2_site_timezones, s3_tz_cache, s4_legali
 from engine.seg2A import s5_validation as s5_validation_2A
 from engine.seg2B import s0_gate as s0_gate_2B
 from engine.seg2B import s1_site_weights, s2_alias, s3_day_effects, s4_group_weights, s5_router_audit, s7_validation
+from engine.seg3A import s0_gate as s0_gate_3A
+from engine.seg3A import s1_escalation, s2_priors, s3_zone_shares, s4_zone_counts, s5_zone_alloc, s6_validation
+from engine.seg3B import s0_gate as s0_gate_3B
+from engine.seg3B import s1_virtual, s2_edges, s3_alias, s4_validation
 
 STATES = {
     "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
@@ -52,6 +56,10 @@ STATES = {
            ("S4", s4_legality.run), ("S5", s5_validation_2A.run)],
     "2B": [("S0", s0_gate_2B.run), ("S1", s1_site_weights.run), ("S2", s2_alias.run), ("S3", s3_day_effects.run),
            ("S4", s4_group_weights.run), ("S5", s5_router_audit.run), ("S7", s7_validation.run)],
+    "3A": [("S0", s0_gate_3A.run), ("S1", s1_escalation.run), ("S2", s2_priors.run), ("S3", s3_zone_shares.run),
+           ("S4", s4_zone_counts.run), ("S5", s5_zone_alloc.run), ("S6", s6_validation.run)],
+    "3B": [("S0", s0_gate_3B.run), ("S1", s1_virtual.run), ("S2", s2_edges.run), ("S3", s3_alias.run),
+           ("S4", s4_validation.run)],
 }
 
 

@@ -32,19 +32,20 @@ def pol(name: str) -> dict:
 
 
 def merchants(n: int, seed: int = 3) -> pl.DataFrame:
-    """merchant_ids-like: home country, MCC and channel by 1A's priors (config/1A/merchant_mix.yaml,
-    card_market.yaml)."""
-    mix = load_policy(ROOT / "config/1A/merchant_mix.yaml", "1A", "merchant_mix", "1A.S0")
-    cm = load_policy(ROOT / "config/1A/card_market.yaml", "1A", "card_market", "1A.S0")
+    """merchant_ids-like: home country, MCC and channel by 1A.S0's law (config/1A/card_market.yaml for the home
+    country, config/1A/merchant_mix.yaml for MCC shares and p_cnp)."""
     ref = ROOT / "config/reference"
     ct = country_table(ref / "gdp_per_capita.csv", ref / "gdp_bucket_map.csv", ref / "legal_tender.csv")
+    cm = load_policy(ROOT / "config/1A/card_market.yaml", "1A", "card_market", "1A.S0")
+    mix = load_policy(ROOT / "config/1A/merchant_mix.yaml", "1A", "merchant_mix", "1A.S0")
     hw = np.cumsum(card_market_weights(ct, cm))
     mt = mix_table(mix, mcc_table()["mcc"].to_numpy())
-    codes, w, pc = mt["mcc"].to_numpy(), mt["weight"].to_numpy(), mt["p_cnp"].to_numpy()
+    w = np.cumsum(mt["weight"].to_numpy())
     r = np.random.default_rng(seed)
-    i = np.minimum(np.searchsorted(np.cumsum(w), r.random(n) * w.sum(), "right"), len(codes) - 1)
-    cnp = r.random(n) < pc[i]
-    return pl.DataFrame({"merchant_id": np.arange(1, n + 1, dtype=np.uint64), "mcc": codes[i].astype(np.int32),
+    pick = np.minimum(np.searchsorted(w, r.random(n) * w[-1], "right"), len(w) - 1)
+    cnp = r.random(n) < mt["p_cnp"].to_numpy()[pick]
+    return pl.DataFrame({"merchant_id": np.arange(1, n + 1, dtype=np.uint64),
+                         "mcc": mt["mcc"].to_numpy()[pick].astype(np.int32),
                          "channel": np.where(cnp, "card_not_present", "card_present"),
                          "home_country_iso": ct["country_iso"].to_numpy()[
                              np.minimum(np.searchsorted(hw, r.random(n) * hw[-1], "right"), len(hw) - 1)]}) \
@@ -78,7 +79,7 @@ def world(inputs):
 
 def test_classification_known_answers():
     rules = classify.rules_frame(pol("mcc_channel_rules"))
-    m = pl.DataFrame({"merchant_id": np.arange(1, 6, dtype=np.uint64), "mcc": np.array([5815, 5815, 5818, 1, 5411], np.int32),
+    m = pl.DataFrame({"merchant_id": np.arange(1, 6, dtype=np.uint64), "mcc": np.array([5815, 5815, 7372, 1, 5411], np.int32),
                       "channel": ["card_not_present", "card_present", "card_not_present", "card_not_present",
                                   "card_not_present"]})
     cl = classify.classify(m, rules, "v1.0.0", overrides=pl.DataFrame({"merchant_id": np.array([5], np.uint64),

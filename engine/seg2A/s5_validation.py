@@ -60,7 +60,9 @@ def cache_checks(ctx: RunContext, d: dict, chk: Checks) -> None:
     bad = 0
     for i, tz in enumerate(used):                                  # one zoneinfo per tzid, the reference
         zi = tzcache.wheel_zoneinfo(tz, CODE)
-        ref = np.array([int(_utc(s // 1_000_000).astimezone(zi).utcoffset().total_seconds()) for s in ts[i]]) * 1_000_000
+        # the offset at the UTC instant: zi.utcoffset(dt) would read dt's fields as local wall time
+        ref = np.array([int(_utc(s // 1_000_000).astimezone(zi).utcoffset().total_seconds())
+                        for s in ts[i]]) * 1_000_000
         bad += int((local[i] - ts[i] != ref).sum())
     chk.add("civil_time_matches_zoneinfo", bad == 0, figure=bad, threshold=0,
             detail=f"{len(used)} tzids x {SAMPLES_PER_TZ} instants")

@@ -8,6 +8,7 @@ digests are the published Parquet bytes (our writer is deterministic); the state
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -49,6 +50,14 @@ def canonical_digest(df: pl.DataFrame) -> str:
         else:
             v = s.to_numpy()
             h.update(v.astype(v.dtype.newbyteorder("<")).tobytes())
+    return h.hexdigest()
+
+
+def parquet_digest(dataset_dir: Path) -> str:
+    """sha256 of a dataset's part files concatenated in path order (the chapter's "Parquet bytes")."""
+    h = hashlib.sha256()
+    for f in sorted(Path(dataset_dir).rglob("*.parquet"), key=lambda p: p.relative_to(dataset_dir).as_posix()):
+        h.update(f.read_bytes())
     return h.hexdigest()
 
 

