@@ -27,6 +27,7 @@ include: "rules/2A.smk"
 include: "rules/2B.smk"
 include: "rules/3A.smk"
 include: "rules/3B.smk"
+include: "rules/5A.smk"
 
 
 rule all:
@@ -36,3 +37,4 @@ rule all:
         "results/2B/_passed.flag",
         "results/3A/_passed.flag",
         "results/3B/_passed.flag",
+        "results/5A/_passed.flag",

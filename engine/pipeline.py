@@ -43,6 +43,8 @@ from engine.seg3A import s0_gate as s0_gate_3A
 from engine.seg3A import s1_escalation, s2_priors, s3_zone_shares, s4_zone_counts, s5_zone_alloc, s6_validation
 from engine.seg3B import s0_gate as s0_gate_3B
 from engine.seg3B import s1_virtual, s2_edges, s3_alias, s4_validation
+from engine.seg5A import s5_validation as s5_validation_5A  # noqa: E402
+from engine.seg5A import states as states_5A  # noqa: E402
 
 STATES = {
     "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
@@ -60,6 +62,8 @@ STATES = {
            ("S4", s4_zone_counts.run), ("S5", s5_zone_alloc.run), ("S6", s6_validation.run)],
     "3B": [("S0", s0_gate_3B.run), ("S1", s1_virtual.run), ("S2", s2_edges.run), ("S3", s3_alias.run),
            ("S4", s4_validation.run)],
+    "5A": [("S0", states_5A.s0_gate), ("S1", states_5A.s1_profile), ("S2", states_5A.s2_shapes),
+           ("S3", states_5A.s3_baseline), ("S4", states_5A.s4_scenarios), ("S5", s5_validation_5A.run)],
 }
 
 
