@@ -33,6 +33,9 @@ MAIN = {
            "S3": "s3_zone_shares", "S4": "s4_zone_counts", "S5": "zone_alloc", "S6": "zone_alloc"},
     "3B": {"S0": "merchant_ids", "S1": "virtual_classification_3B", "S2": "edge_catalogue_3B",
            "S3": "edge_catalogue_3B", "S4": "edge_catalogue_3B"},
+    "5A": {"S0": "merchant_ids", "S1": "merchant_zone_profile_5A", "S2": "class_zone_shape_5A",
+           "S3": "merchant_zone_baseline_local_5A", "S4": "merchant_zone_scenario_utc_5A",
+           "S5": "merchant_zone_scenario_utc_5A"},
 }
 SEGMENTS = tuple(MAIN)
 
@@ -47,7 +50,7 @@ def bench(preset: str) -> list[tuple[str, int, float]]:
         out = []
         for key, secs in timings.items():
             ds = MAIN[key.split(".")[0]][key.split(".")[1]]
-            rows = sum(pq.read_metadata(f).num_rows for f in contracts.dataset_path(results, ds).glob("*.parquet"))
+            rows = sum(pq.read_metadata(f).num_rows for f in contracts.dataset_path(results, ds).rglob("*.parquet"))
             out.append((key, rows, secs))
         return out
 

@@ -34,11 +34,15 @@ class Checks:
 
 
 def _plain(x):
-    """JSON-stable figures: floats rounded to 10 significant places."""
+    """JSON-stable figures: floats rounded to 10 significant places, recursively. Metrics come from
+    multithreaded aggregations whose last bits depend on thread scheduling; the bundle (and so the
+    flag) must not."""
     if isinstance(x, float):
         return float(f"{x:.10g}")
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
     return x
 
 
@@ -124,7 +128,7 @@ def publish(ctx: RunContext, segment: str, chk: Checks, files: dict[str, object]
     on PASS; on FAIL raise `<SEG>.<STATE>.VALIDATION_FAILED` naming the failed checks."""
     sealed = ctx.io.input("sealed")
     passed = not chk.failed
-    blobs = {name: dumps(obj).encode() for name, obj in files.items()}
+    blobs = {name: dumps(_plain(obj)).encode() for name, obj in files.items()}
     blobs.update({
         "validation_report.json": dumps({"segment": segment, "status": "PASS" if passed else "FAIL",
                                          "checks": chk.rows}).encode(),
