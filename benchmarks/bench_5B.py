@@ -20,12 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from numba import njit
 
-import engine.core.publish as publish
 from engine.core.publish import ROW_GROUP_ROWS, WRITE_OPTIONS, DatasetWriter
 from engine.seg5B import arrivals as A
 from engine.seg5B import chain, synth
@@ -36,46 +32,6 @@ PRESETS = {"dev": dict(merchants=2000, days=14, arrivals=1.0e7),
            "full": dict(merchants=20000, days=90, arrivals=1.0e8)}
 
 
-@njit(cache=True)
-def _first_appearance(idx, valid, n_dict):
-    """Codes renumbered by first appearance among valid rows; returns (new codes, old code per new)."""
-    new_of = np.full(n_dict, -1, np.int32)
-    order = np.empty(n_dict, np.int32)
-    k = 0
-    out = np.zeros(idx.shape[0], np.int32)
-    for i in range(idx.shape[0]):
-        if valid[i]:
-            j = idx[i]
-            if new_of[j] < 0:
-                new_of[j] = k
-                order[k] = j
-                k += 1
-            out[i] = new_of[j]
-    return out, order[:k]
-
-
-def fast_canonical(table: pa.Table) -> pa.Table:
-    """PROPOSAL for engine.core.publish._canonical, same output for dictionaries with unique values:
-    renumber codes by first appearance in numba instead of casting to strings and re-hashing."""
-    cols = []
-    for col in table.columns:
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if pa.types.is_dictionary(arr.type):
-            d = arr.dictionary
-            if len(pc.unique(d)) != len(d):
-                arr = pc.dictionary_encode(arr.cast(arr.type.value_type)).cast(arr.type)
-            else:
-                valid = np.asarray(arr.is_valid(), bool)
-                codes, order = _first_appearance(arr.indices.fill_null(0).to_numpy(zero_copy_only=False)
-                                                 .astype(np.int32), valid, len(d))
-                ind = pa.Array.from_buffers(pa.int32(), len(arr), [arr.indices.buffers()[0] if arr.null_count else None,
-                                                                     pa.py_buffer(codes)], null_count=arr.null_count,
-                                            offset=0) if arr.offset == 0 else pa.array(codes, mask=~valid)
-                arr = pa.DictionaryArray.from_arrays(ind, d.take(pa.array(order))).cast(arr.type)
-        cols.append(arr)
-    return pa.Table.from_arrays(cols, schema=table.schema)
-
-
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -84,20 +40,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", choices=list(PRESETS), default="dev")
     ap.add_argument("--batch", type=int, default=None)
-    ap.add_argument("--fast-canonical", action="store_true",
-                    help="monkeypatch the proposed publish._canonical (measurement only)")
     ap.add_argument("--out", default=None, help="directory for the written dataset (default: a temp dir)")
     a = ap.parse_args()
     p = PRESETS[a.preset]
-    if a.fast_canonical:
-        publish._canonical = fast_canonical
     pol = load_policies("config/5B")
     bt = a.batch or pol["arrival_time_placement_policy_5B"]["batch_target_arrivals"]
     span = ("2026-03-01", "2026-06-01") if p["days"] > 30 else ("2026-03-01", "2026-04-05")
     t0 = time.perf_counter()
     # the full world's λ table is big; S4 needs only the domain, so build λ for one bucket there
     w = synth.make_world(p["merchants"], p["days"] if a.preset == "dev" else 1, p["arrivals"], cache_span=span)
-    fig = {"preset": a.preset, "fast_canonical": a.fast_canonical, "world_build_s": round(time.perf_counter() - t0, 2)}
+    fig = {"preset": a.preset, "world_build_s": round(time.perf_counter() - t0, 2)}
     plan = A.build_routing_plan(w.site_weights, w.alias_table, w.classification, w.settlement, w.edges, w.cache)
     derive = L.stream_deriver("f" * 64, "p" * 64, 1, "baseline_v1")
     tmp = Path(a.out or tempfile.mkdtemp(prefix="bench5B_"))
