@@ -33,7 +33,7 @@ def mix_table(mix: dict, mcc_codes: np.ndarray, code: str = "1A.S0") -> pl.DataF
             cw = {int(c): 1.0 for c in g["codes"]}
         missing = sorted(set(cw) - table)
         if missing:
-            raise _bad(f"group {name} names MCC {missing[0]}, which is not in results/reference/mcc_codes.csv",
+            raise _bad(f"group {name} names MCC {missing[0]}, which is not in results/reference/mcc_codes",
                        f"groups.{name}", code)
         total = sum(cw.values())
         for c, w in sorted(cw.items()):

@@ -39,7 +39,7 @@ def build_country_ref(countries: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in need if c not in countries.columns]
     if missing:
         raise EngineFailure(f"{CODE}.REF_COVERAGE", "countries table lacks columns",
-                            {"file": "results/reference/countries.csv", "columns": ",".join(missing)})
+                            {"file": "results/reference/countries", "columns": ",".join(missing)})
     df = countries.select(need).with_columns(
         pl.col("population").cast(pl.Int64, strict=False),
         pl.col("gdp_pc_usd").cast(pl.Float64, strict=False),
@@ -48,7 +48,7 @@ def build_country_ref(countries: pl.DataFrame) -> pl.DataFrame:
                     | (pl.col("gdp_pc_usd") <= 0) | ~pl.col("gdp_bucket").is_between(1, 5))
     if bad.height:
         raise EngineFailure(f"{CODE}.REF_COVERAGE", "country lacks population, currency, GDP or bucket",
-                            {"file": "results/reference/countries.csv", "country": bad["country_iso"][0]})
+                            {"file": "results/reference/countries", "country": bad["country_iso"][0]})
     return df.sort("country_iso")
 
 
@@ -104,7 +104,7 @@ def check_eligibility_rules(rules: list[dict], country_isos: set[str], mcc_codes
         bad_mcc = sorted(set(r.get("mcc", {}).get("codes", [])) - mcc_codes)
         if bad_mcc:
             raise EngineFailure(f"{CODE}.ELIG_RULE_INVALID", f"rule names MCC {bad_mcc[0]}, which is not in "
-                                "results/reference/mcc_codes.csv", {"file": "config/1A/crossborder.yaml", "rule": r["id"]})
+                                "results/reference/mcc_codes", {"file": "config/1A/crossborder.yaml", "rule": r["id"]})
         for lo, hi in r.get("mcc", {}).get("ranges", []):
             if lo > hi:
                 raise EngineFailure(f"{CODE}.ELIG_RULE_INVALID", f"MCC range [{lo}, {hi}] is reversed",

@@ -38,7 +38,7 @@ def run(ctx: RunContext) -> None:
     missing = req.filter(~pl.col("legal_country_iso").is_in(weights["country_iso"].unique().implode()))
     if missing.height:
         raise EngineFailure(f"{CODE}.MISSING_WEIGHTS", "no tile weights for a country that has outlets; "
-                            "check results/reference/country_geometry.csv covers it",
+                            "check results/reference/country_geometry covers it",
                             {"country": missing["legal_country_iso"][0], "dataset": "tile_weights"})
     if req["n_sites"].sum() != cat.height:
         raise EngineFailure(f"{CODE}.COUNTS_MISMATCH", "requirements do not sum to the catalogue", {})
