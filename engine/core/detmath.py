@@ -14,63 +14,43 @@ import math
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True)
-def _exp(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out.flat[i] = math.exp(x.flat[i])
-    return out
+EXP, LOG, SIN, COS = 0, 1, 2, 3
 
 
 @njit(cache=True)
-def _log(x):
+def _apply(x, op):
+    """One element-wise loop for every function: the C library's scalar result per element."""
     out = np.empty_like(x)
     for i in range(x.size):
-        v = x.flat[i]
-        out.flat[i] = math.log(v) if v > 0 else (-np.inf if v == 0 else np.nan)
+        v = x[i]
+        if op == EXP:
+            out[i] = math.exp(v)
+        elif op == LOG:
+            out[i] = math.log(v) if v > 0 else (-np.inf if v == 0 else np.nan)
+        elif op == SIN:
+            out[i] = math.sin(v)
+        else:
+            out[i] = math.cos(v)
     return out
 
 
-@njit(cache=True)
-def _sin(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out.flat[i] = math.sin(x.flat[i])
-    return out
-
-
-@njit(cache=True)
-def _cos(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out.flat[i] = math.cos(x.flat[i])
-    return out
-
-
-def _arr(x) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+def _call(x, op: int):
+    a = np.asarray(x, dtype=np.float64)
+    r = _apply(np.ascontiguousarray(a.reshape(-1)), op).reshape(a.shape)
+    return r if a.ndim else float(r)
 
 
 def exp(x):
-    a = _arr(x)
-    r = _exp(a.reshape(-1)).reshape(a.shape)
-    return r if a.ndim else float(r)
+    return _call(x, EXP)
 
 
 def log(x):
-    a = _arr(x)
-    r = _log(a.reshape(-1)).reshape(a.shape)
-    return r if a.ndim else float(r)
+    return _call(x, LOG)
 
 
 def sin(x):
-    a = _arr(x)
-    r = _sin(a.reshape(-1)).reshape(a.shape)
-    return r if a.ndim else float(r)
+    return _call(x, SIN)
 
 
 def cos(x):
-    a = _arr(x)
-    r = _cos(a.reshape(-1)).reshape(a.shape)
-    return r if a.ndim else float(r)
+    return _call(x, COS)
