@@ -45,6 +45,8 @@ from engine.seg3B import s0_gate as s0_gate_3B
 from engine.seg3B import s1_virtual, s2_edges, s3_alias, s4_validation
 from engine.seg5A import s5_validation as s5_validation_5A  # noqa: E402
 from engine.seg5A import states as states_5A  # noqa: E402
+from engine.seg5B import s5_validation as s5_validation_5B  # noqa: E402
+from engine.seg5B import states as states_5B  # noqa: E402
 
 STATES = {
     "1A": [("S0", s0_universe.run), ("S1", s1_hurdle.run), ("S2", s2_nb_outlets.run),
@@ -64,6 +66,8 @@ STATES = {
            ("S4", s4_validation.run)],
     "5A": [("S0", states_5A.s0_gate), ("S1", states_5A.s1_profile), ("S2", states_5A.s2_shapes),
            ("S3", states_5A.s3_baseline), ("S4", states_5A.s4_scenarios), ("S5", s5_validation_5A.run)],
+    "5B": [("S0", states_5B.s0_gate), ("S1", states_5B.s1_grid_grouping), ("S2", states_5B.s2_latent),
+           ("S3", states_5B.s3_counts), ("S4", states_5B.s4_arrivals), ("S5", s5_validation_5B.run)],
 }
 
 

@@ -15,7 +15,7 @@ from . import contracts, hashgate
 from .context import RunContext
 from .errors import EngineFailure
 from .identity import sha256_file
-from .publish import MANIFEST, DatasetWriter, publish_dataset, read_dataset
+from .publish import MANIFEST, DatasetWriter, iter_batches, partitions, publish_dataset, read_dataset
 
 
 def publish(ctx: RunContext, data: pl.DataFrame | pa.Table, dataset_id: str, code_prefix: str,
@@ -32,11 +32,16 @@ def publish(ctx: RunContext, data: pl.DataFrame | pa.Table, dataset_id: str, cod
     return table
 
 
+def writer_schema(dataset_id: str) -> pa.Schema:
+    """The Arrow schema of a dataset's files, in contract order (partition columns are paths)."""
+    return pa.schema([(n, contracts.arrow_type(s["x-arrow"]))
+                      for n, s in contracts.dataset_schema(dataset_id)["properties"].items()])
+
+
 def writer(ctx: RunContext, dataset_id: str, code_prefix: str, **kw) -> DatasetWriter:
     """A streaming writer for a large dataset; batches must already be in contract order and types."""
-    schema = pa.schema([(n, contracts.arrow_type(s["x-arrow"]))
-                        for n, s in contracts.dataset_schema(dataset_id)["properties"].items()])
-    return DatasetWriter(ctx.io.output(dataset_id), schema, dataset_id, ctx.identity, code_prefix, **kw)
+    return DatasetWriter(ctx.io.output(dataset_id), writer_schema(dataset_id), dataset_id, ctx.identity,
+                         code_prefix, **kw)
 
 
 def identity_mismatch(table: pa.Table, ctx: RunContext) -> list[str]:
@@ -124,6 +129,35 @@ def read_table(ctx: RunContext, dataset_id: str, code_prefix: str) -> pa.Table:
                             f"dataset was built under another {bad[0]}; rerun its producing rule",
                             {"path": str(path), "dataset": dataset_id})
     return table
+
+
+def _checked_path(ctx: RunContext, dataset_id: str, code_prefix: str):
+    if contracts.entry(dataset_id)["segment"] != ctx.io.segment:
+        check_upstream(ctx, dataset_id, code_prefix)
+    return ctx.io.input(dataset_id)
+
+
+def scenario_partitions(ctx: RunContext, dataset_id: str, code_prefix: str) -> list[str]:
+    """The partition values of a dataset partitioned by one key, e.g. its scenario ids, sorted."""
+    return sorted(next(iter(p.values())) for p in partitions(_checked_path(ctx, dataset_id, code_prefix),
+                                                              code_prefix, dataset_id) if p)
+
+
+def batches(ctx: RunContext, dataset_id: str, code_prefix: str, columns: list[str] | None = None,
+            partition: dict[str, str] | None = None):
+    """Stream a declared dataset (checked as `read_table` checks it) one row group at a time, in the
+    order it was written: for the tables too large to load whole (5A's λ surface, 5B's arrivals)."""
+    path = _checked_path(ctx, dataset_id, code_prefix)
+    first = True
+    for t in iter_batches(path, code_prefix, dataset_id, columns, partition):
+        if first:
+            bad = identity_mismatch(t, ctx)
+            if bad:
+                raise EngineFailure(f"{code_prefix}.INPUT_STALE",
+                                    f"dataset was built under another {bad[0]}; rerun its producing rule",
+                                    {"path": str(path), "dataset": dataset_id})
+            first = False
+        yield t
 
 
 def read(ctx: RunContext, dataset_id: str, code_prefix: str) -> pl.DataFrame:

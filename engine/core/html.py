@@ -38,3 +38,27 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
     body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+_COLOURS = ("#4a7ab5", "#d9822b", "#3f9f5f", "#b5443a")
+
+
+def lines(series: list[tuple[str, list[float]]], x_label: str = "", width: int = 720, height: int = 180) -> str:
+    """Inline SVG line chart of equal-length series on one y axis, with a legend."""
+    series = [(k, list(v)) for k, v in series if len(v)]
+    if not series:
+        return "<p><em>none</em></p>"
+    n = max(len(v) for _, v in series)
+    top = max(max(v) for _, v in series) or 1.0
+    pad = 30
+
+    def pts(v):
+        dx = (width - pad) / max(n - 1, 1)
+        return " ".join(f"{pad + i * dx:.1f},{height - 15 - (height - 25) * y / top:.1f}" for i, y in enumerate(v))
+    paths = "".join(f'<polyline fill="none" stroke="{_COLOURS[i % len(_COLOURS)]}" stroke-width="1.3" '
+                    f'points="{pts(v)}"/>' for i, (_, v) in enumerate(series))
+    legend = " ".join(f'<span style="color:{_COLOURS[i % len(_COLOURS)]}">&#9632; {html.escape(k)}</span>'
+                      for i, (k, _) in enumerate(series))
+    axis = (f'<text x="0" y="12" font-size="10">{top:,.3g}</text><text x="0" y="{height - 15}" font-size="10">0</text>'
+            f'<text x="{pad}" y="{height - 2}" font-size="10">{html.escape(x_label)}</text>')
+    return f'<svg width="{width}" height="{height}">{axis}{paths}</svg><div>{legend}</div>'

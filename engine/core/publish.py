@@ -19,6 +19,7 @@ import filecmp
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -291,13 +292,8 @@ def publish_text(text: str, target: Path, code_prefix: str, overwrite: bool = Fa
     return target
 
 
-def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) -> pa.Table:
-    """Read a published dataset; a missing, unsealed or unreadable one is a named failure.
-
-    Files are checked against the manifest (present, same size, nothing extra) before reading.
-    """
-    path = Path(path)
-    name = dataset_id or path.name
+def _checked_manifest(path: Path, code_prefix: str, name: str) -> dict:
+    """The dataset's manifest, after checking its files are present, of the sealed size, nothing extra."""
     man = read_manifest(path) if path.is_dir() else None
     if man is None:
         raise EngineFailure(f"{code_prefix}.INPUT_MISSING",
@@ -314,6 +310,17 @@ def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) ->
     if extra:
         raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT", "dataset holds files its manifest does not list; "
                             "rerun its producing rule", {"file": str(path / sorted(extra)[0]), "dataset": name})
+    return man
+
+
+def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) -> pa.Table:
+    """Read a published dataset; a missing, unsealed or unreadable one is a named failure.
+
+    Files are checked against the manifest (present, same size, nothing extra) before reading.
+    """
+    path = Path(path)
+    name = dataset_id or path.name
+    man = _checked_manifest(path, code_prefix, name)
     try:
         files = [str(path / e["path"]) for e in man["files"]]
         parts = [_read_part(f, path) for f in files]
@@ -324,10 +331,43 @@ def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) ->
                             {"path": str(path), "dataset": name}) from None
 
 
+def partitions(path: Path, code_prefix: str, dataset_id: str | None = None) -> list[dict[str, str]]:
+    """The Hive partitions of a published dataset (e.g. [{"scenario_id": "baseline_v1"}]), in file order."""
+    path = Path(path)
+    man = _checked_manifest(path, code_prefix, dataset_id or path.name)
+    out: list[dict[str, str]] = []
+    for e in man["files"]:
+        p = dict(part.split("=", 1) for part in Path(e["path"]).parts[:-1])
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def iter_batches(path: Path, code_prefix: str, dataset_id: str | None = None, columns: list[str] | None = None,
+                 partition: dict[str, str] | None = None) -> Iterator[pa.Table]:
+    """Stream a published dataset row group by row group, in file order (the order it was written);
+    same manifest checks as `read_dataset`. Memory is one row group: for datasets too big to load."""
+    path = Path(path)
+    name = dataset_id or path.name
+    man = _checked_manifest(path, code_prefix, name)
+    for e in man["files"]:
+        parts = dict(part.split("=", 1) for part in Path(e["path"]).parts[:-1])
+        if partition and any(parts.get(k) != v for k, v in partition.items()):
+            continue
+        f = path / e["path"]
+        try:
+            pf = pq.ParquetFile(f)
+            for rg in range(pf.num_row_groups):
+                yield pf.read_row_group(rg, columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT", f"cannot read parquet ({exc}); rerun its producing "
+                                "rule", {"file": str(f), "dataset": name}) from None
+
+
 def _read_part(file: str, root: Path) -> pa.Table:
     t = pq.read_table(file)
     rel = Path(file).relative_to(root).parts[:-1]
     for part in rel:                                  # Hive partition columns, as strings
         k, _, v = part.partition("=")
-        t = t.append_column(k, pa.array([v] * t.num_rows, pa.string()))
+        t = t.append_column(k, pa.repeat(pa.scalar(v, pa.string()), t.num_rows))
     return t

@@ -65,7 +65,7 @@ def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
     for up in spec.get("upstream", []):
         ins[f"flag_{up}"] = f"results/{up}/_passed.flag"
     for name, rel in spec.get("controls_in", {}).items():          # another state's control file
-        ins[name] = f"{base}/{rel}"
+        ins[name] = rel if rel.startswith("results/") else f"{base}/{rel}"     # results/...: another segment's
     if kind == "validation":
         ins["sealed"] = f"{base}/S0/sealed_inputs.json"
         for up in states().get(f"{seg}.S0", {}).get("upstream", []):     # re-checked before the flag is written

@@ -64,6 +64,7 @@ class ArrivalAudit:
         self.seen = np.zeros(int(self.m_seq_off[-1]), np.bool_)
         self.tz_hist = np.zeros(len(plan.cache.tzids), np.int64)
         self.v = np.zeros(16, np.int64)
+        self.local_hour = np.zeros(24, np.int64)       # arrivals per hour of the primary local clock
         # composite (merchant index, zone code, channel code) -> c
         self._ck = (cp.c_m * len(cp.zones) + cp.c_zone) * len(CHANNELS) + cp.c_chan
         if np.any(np.diff(self._ck) <= 0):
@@ -104,6 +105,7 @@ class ArrivalAudit:
                       self.g.H, np.int64(self.g.h0_us), np.int64(self.g.d_us), cc.tz_start, cc.trans_us, cc.offset_us,
                       p.m_mode, self.m_seq_off, p.m_settle_tz, ca.c_fallback, p.ms_off, p.ms_site, p.ms_tz,
                       p.me_off, p.me_edge, p.me_tz, self.cnt, self.seen, self.tz_hist, self.v)
+        self.local_hour += np.bincount(np.floor_divide(locp, 3_600_000_000) % 24, minlength=24)[:24]
         # deterministic sample: every k-th arrival in stream order
         first = (-self._seen_rows) % self.every
         pick = np.arange(first, n, self.every)
@@ -144,6 +146,7 @@ class ArrivalAudit:
         n = max(v["arrivals"], 1)
         top = np.sort(self.tz_hist)[::-1][:10].sum()
         out["realism"] = {"top10_tz_share": float(top / n), "virtual_share": v["virtual_arrivals"] / n}
+        out["local_hour"] = self.local_hour.tolist()
         out["rng_expected"] = {"5B.arrival_time_jitter": {"blocks": v["arrivals"], "draws": v["arrivals"]},
                                "5B.arrival_site_pick": {"blocks": v["site_pick_blocks"],
                                                         "draws": 2 * v["site_pick_blocks"]},

@@ -1,0 +1,211 @@
+"""5B.S5: validation over ALL arrivals, streamed (chapter 5B §4), bundle and flag.
+
+Per scenario: S1's grid and grouping re-read against their contracts; S3's rows re-derived
+(realised λ = min(target x factor, λ_max) for every row, factors from S2); every arrival folded
+into `ArrivalAudit` one row group at a time (count conservation per S3 row T4, time inside the
+bucket, civil time against the cache for every event and against zoneinfo for a sample T1/T2,
+routing membership T5, arrival_seq 1..n per merchant); RNG budgets against the S2-S4 traces;
+the realism corridors (T6 top-10 tz share, T7 virtual share, NB2 dispersion) as configured.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from engine.core import contracts, datasets, html, validation
+from engine.core.context import RunContext
+from engine.core.errors import EngineFailure
+from engine.core.segment import Segment
+from engine.core.validation import Checks
+
+from . import arrivals as A
+from .audit import ArrivalAudit, count_realism
+from .keyed_rows import read_keyed, rows_on_domain
+from .policies import MODES
+from .states import KEY, SEG, _part, derive, grid_of, latent_matrix, policies, routing_plan
+
+CODE = "5B.S5"
+_SEG = Segment(SEG)
+_HARD = ("key_not_in_domain", "ts_outside_bucket", "civil_time_mismatch", "flag_inconsistent", "site_not_merchants",
+         "site_outside_zone", "edge_not_merchants", "virtual_on_non_virtual", "physical_on_virtual_only",
+         "seq_out_of_range", "seq_duplicate", "tzid_primary_wrong")
+
+
+def _small(ctx: RunContext, ds: str, sid: str, chk: Checks) -> pl.DataFrame | None:
+    try:
+        t = pa.concat_tables(list(datasets.batches(ctx, ds, CODE, partition=_part(sid))))
+        contracts.validate_table(t, ds, CODE)
+        chk.add(f"schema_{ds}_{sid}", True, figure=t.num_rows)
+        return datasets.to_polars(t)
+    except (EngineFailure, ValueError) as exc:
+        chk.add(f"schema_{ds}_{sid}", False, detail=exc.line() if isinstance(exc, EngineFailure) else str(exc))
+        return None
+
+
+def _sample_every(total: int, vp: dict) -> int:
+    c = vp["civil_time"]
+    want = min(max(total * c["zoneinfo_sample_fraction"], c["zoneinfo_sample_min"]), c["zoneinfo_sample_max"])
+    return max(1, int(total // max(want, 1)))
+
+
+def _corridor(chk: Checks, name: str, x: float, spec: dict, lo_key: str = "lo", hi_key: str = "hi") -> None:
+    ok = spec[lo_key] <= x <= spec[hi_key]
+    chk.add(name, ok, figure=x, threshold=[spec[lo_key], spec[hi_key]], severity=spec.get("severity", "fail"))
+
+
+def scenario_checks(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, chk: Checks) -> dict:
+    vp, cc, lg = p["validation_policy_5B"], p["arrival_count_config_5B"], p["arrival_lgcp_config_5B"]
+    grid = grid_of(ctx, sid, CODE)
+    grp = _small(ctx, "s1_grouping_5B", sid, chk)
+    if _small(ctx, "s1_time_grid_5B", sid, chk) is None or grp is None:
+        return {}
+    dom = grp.select(KEY)
+    gids, f = latent_matrix(ctx, sid, CODE, grid.H)
+    # S2/S3: every row's realised λ from its 5A target and its group's factor; counts non-negative
+    r = read_keyed(datasets.batches(ctx, "s3_bucket_counts_5B", CODE, partition=_part(sid),
+                                    columns=[*KEY, "bucket_index", "lambda_baseline", "lambda_random_component",
+                                             "lambda_realised", "count_N"]),
+                   "bucket_index", ("lambda_baseline", "lambda_random_component", "lambda_realised", "count_N"),
+                   f"{CODE}.BUCKET_COUNT_MISMATCH")
+    row_c = rows_on_domain(r, dom, f"{CODE}.BUCKET_COUNT_MISMATCH")
+    chk.add(f"s3_covers_domain_{sid}", len(row_c) == dom.height * grid.H and
+            np.array_equal(np.bincount(row_c, minlength=dom.height), np.full(dom.height, grid.H)),
+            figure=len(row_c), threshold=dom.height * grid.H)
+    gpos = {g: i for i, g in enumerate(gids)}
+    c_group = grp["group_id"].replace_strict(gpos, default=-1, return_dtype=pl.Int64).to_numpy()
+    fac = f[c_group[row_c], r.bucket] if np.all(c_group >= 0) else np.full(len(row_c), np.nan)
+    mu = r.values["lambda_realised"]
+    want = np.minimum(r.values["lambda_baseline"] * fac, float(lg["clipping"]["lambda_max"]))
+    chk.add(f"realised_intensity_{sid}", bool(np.array_equal(fac, r.values["lambda_random_component"])
+                                              and np.array_equal(want, mu)),
+            detail="lambda_realised = min(lambda_baseline x factor of the row's group at its bucket, lambda_max)")
+    n = r.values["count_N"].astype(np.int64)
+    eps = float(cc["lambda_zero_eps"])
+    zero_rule = int(np.count_nonzero(n[mu <= eps]))
+    chk.add(f"zero_lambda_no_events_{sid}", zero_rule == 0, figure=zero_rule, threshold=0)
+    # S4: every arrival, streamed
+    nz = n > 0
+    total = int(n.sum())
+    cp = A.coarse_plan(dom, plan, derive(ctx, sid))
+    au = ArrivalAudit(cp, plan, grid, n[nz], row_c[nz], r.bucket[nz], sample_every=_sample_every(total, vp))
+    schema = datasets.writer_schema("arrival_events_5B").remove_metadata()
+    bad_schema = 0
+    for t in datasets.batches(ctx, "arrival_events_5B", CODE, partition=_part(sid)):
+        if t.schema.remove_metadata() != schema:
+            bad_schema += 1
+            continue
+        au.update(t)
+    chk.add(f"schema_arrival_events_5B_{sid}", bad_schema == 0, figure=bad_schema, threshold=0)
+    res = au.finish(None)
+    v = res["counts"]
+    cons = res["conservation"]
+    chk.add(f"count_conservation_{sid}", cons["rows_mismatched"] == 0 and cons["total_seen"] == total,
+            figure=cons["abs_diff"], threshold=0, detail=f"{cons['total_seen']:,} arrivals, {total:,} counted in S3")
+    for k in _HARD:
+        chk.add(f"{k}_{sid}", v[k] == 0, figure=v[k], threshold=0)
+    chk.add(f"arrival_seq_complete_{sid}", res["pk_missing"] == 0, figure=res["pk_missing"], threshold=0)
+    zi = res["zoneinfo"]
+    civ = vp["civil_time"]
+    rate = zi["mismatch"] / max(zi["sample"], 1)
+    chk.add(f"civil_time_vs_zoneinfo_{sid}", rate <= civ["max_mismatch_rate"] and zi["sample"] > 0 or total == 0,
+            figure=zi["mismatch"], threshold=civ["max_mismatch_rate"], detail=f"sample of {zi['sample']:,} arrivals")
+    # summary matches the events' virtual split
+    summ = _small(ctx, "s4_arrival_summary_5B", sid, chk)
+    if summ is not None:
+        chk.add(f"summary_matches_events_{sid}", int(summ["count_N"].sum()) == v["arrivals"]
+                and int(summ["count_virtual"].sum()) == v["virtual_arrivals"] and summ.height == int(nz.sum()),
+                figure=int(summ["count_virtual"].sum()), threshold=v["virtual_arrivals"])
+    # RNG budgets this scenario should have consumed
+    G = len(gids)
+    used = int(np.count_nonzero(mu > eps))
+    nb2 = cc["count_law"] == "nb2"
+    site_rows = int(np.count_nonzero(nz & (plan.m_mode[cp.c_m[row_c]] != MODES.index("VIRTUAL_ONLY"))))
+    edge_rows = int((summ["count_virtual"] > 0).sum()) if summ is not None else -1
+    expected = {
+        "5B.latent_vector": {"events": G, "draws": 2 * G * grid.H, "blocks": G * grid.H},
+        "5B.bucket_count": {"events": used, "draws": used * (2 if nb2 else 1), "blocks": used},
+        "5B.arrival_time_jitter": {"events": int(nz.sum()), **res["rng_expected"]["5B.arrival_time_jitter"]},
+        "5B.arrival_site_pick": {"events": site_rows, **res["rng_expected"]["5B.arrival_site_pick"]},
+        "5B.arrival_edge_pick": {"events": edge_rows, **res["rng_expected"]["5B.arrival_edge_pick"]},
+    }
+    realism = {**count_realism(mu, n, f, p), **res["realism"]}
+    return {"expected": expected, "realism": realism, "arrivals": v["arrivals"], "virtual": v["virtual_arrivals"],
+            "fallback": v["fallback_arrivals"], "local_hour": res["local_hour"], "zoneinfo_sample": zi["sample"],
+            "figure": _merchant_figure(r, row_c, dom, grid.H)}
+
+
+def _merchant_figure(r, row_c, dom: pl.DataFrame, H: int) -> list[tuple[str, list[float], list[float]]]:
+    """Top-3 merchants by arrivals: per UTC bucket, realised arrivals and the 5A intensity (first 7 days)."""
+    n = r.values["count_N"].astype(np.int64)
+    if not len(n):
+        return []
+    mids = dom["merchant_id"].to_numpy()[row_c]
+    um, inv = np.unique(mids, return_inverse=True)
+    tot = np.bincount(inv, weights=n)
+    out = []
+    span = min(H, 168)
+    for i in np.argsort(-tot, kind="stable")[:3]:
+        sel = (inv == i) & (r.bucket < span)
+        arr = np.bincount(r.bucket[sel], weights=n[sel], minlength=span)
+        lam = np.bincount(r.bucket[sel], weights=r.values["lambda_baseline"][sel], minlength=span)
+        out.append((str(int(um[i])), arr.tolist(), lam.tolist()))
+    return out
+
+
+def run(ctx: RunContext) -> None:
+    rep = _SEG.report("S5")
+    p = policies(ctx, "S5")
+    vp = p["validation_policy_5B"]
+    chk = Checks(CODE)
+    sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
+    per: dict[str, dict] = {}
+    try:
+        plan = routing_plan(ctx, CODE, [grid_of(ctx, s, CODE) for s in sids])
+        for sid in sids:
+            per[sid] = scenario_checks(ctx, sid, plan, p, chk)
+    except EngineFailure as exc:
+        chk.add("inputs_readable", False, detail=exc.line())
+    # RNG accounting: summed over scenarios against the traces of S2, S3, S4
+    expected: dict[str, dict] = {}
+    for s in per.values():
+        for fam, e in s.get("expected", {}).items():
+            acc = expected.setdefault(fam, {"events": 0, "draws": 0, "blocks": 0})
+            for k in acc:
+                acc[k] += e[k]
+    acct = validation.rng_accounting(ctx, SEG, ("S2", "S3", "S4"), expected, chk) if expected else {}
+    metrics = {"scenarios": {sid: {k: s[k] for k in ("arrivals", "virtual", "fallback", "realism", "zoneinfo_sample")}
+                             for sid, s in per.items() if s}, "rng": acct}
+    for sid, s in metrics["scenarios"].items():
+        rl = s["realism"]
+        chk.add(f"lgcp_mean_factor_{sid}", abs(rl["lgcp_mean_factor"] - 1) <= vp["lgcp_mean_factor_tol"],
+                figure=rl["lgcp_mean_factor"], threshold=vp["lgcp_mean_factor_tol"])
+        chk.add(f"nonzero_bucket_fraction_{sid}", rl["nonzero_fraction"] >= vp["min_nonzero_bucket_fraction"],
+                figure=rl["nonzero_fraction"], threshold=vp["min_nonzero_bucket_fraction"])
+        ht = vp["heavy_tail_p99_p50_min"]
+        chk.add(f"heavy_tail_p99_p50_{sid}", rl["p99_p50"] >= ht["value"], figure=rl["p99_p50"],
+                threshold=ht["value"], severity=ht.get("severity", "fail"))
+        dn = vp["dispersion_nb2"]
+        if p["arrival_count_config_5B"]["count_law"] == "nb2" and rl["dispersion_rows"] > 1:
+            _corridor(chk, f"dispersion_nb2_{sid}", rl["pearson_resid_std"], dn)
+        t6 = vp["top10_tz_share_max"]
+        chk.add(f"top10_tz_share_{sid}", rl["top10_tz_share"] <= t6["value"], figure=rl["top10_tz_share"],
+                threshold=t6["value"], severity=t6.get("severity", "fail"))
+        _corridor(chk, f"virtual_share_{sid}", rl["virtual_share"], vp["virtual_share"])
+    sections = []
+    if per:
+        sections.append(("Arrivals per scenario", html.bars([(k, float(s["arrivals"])) for k, s in per.items() if s])))
+        for sid, s in per.items():
+            for mid, arr, lam in s.get("figure", []):
+                sections.append((f"{sid}: merchant {mid}, arrivals per UTC hour vs the 5A intensity (first week)",
+                                 html.lines([("realised arrivals", arr), ("5A λ (expected)", lam)], "UTC bucket")))
+            if s:
+                sections.append((f"{sid}: arrivals per hour of the local day (primary clock)",
+                                 html.bars([(f"{h:02d}:00", float(x)) for h, x in enumerate(s["local_hour"])])))
+        sections.append(("Realism figures", "<pre>" + json.dumps(metrics["scenarios"], indent=1, sort_keys=True)
+                         + "</pre>"))
+    rep.count(arrivals=sum(s.get("arrivals", 0) for s in per.values()))
+    page = validation.page(ctx, chk, "Segment 5B: realised arrivals", sections)
+    validation.finish(ctx, chk, rep, page, {"metrics.json": metrics})

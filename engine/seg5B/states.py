@@ -1,0 +1,329 @@
+"""5B states S0-S4: read the declared inputs, call the logic modules beside this one in the
+chapter's order, publish (chapter 5B §3). Every state loops over the scenarios 5A published.
+
+Large tables never load as frames: 5A's λ surface and S3's counts stream in row groups into flat
+numpy columns (`keyed_rows`), S3 and S4 write through the core batch writer, and S4 keeps one
+batch of arrivals in memory (~`batch_target_arrivals`). S2's per-row quantities (target λ,
+factor, realised λ) are columns of S3's table rather than a second copy of the λ surface.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import tzdata
+
+from engine.core import civil_time, datasets, rng, tzcache
+from engine.core.context import RunContext
+from engine.core.errors import EngineFailure
+from engine.core.gate import run_gate
+from engine.core.segment import Segment
+
+from . import arrivals as A
+from . import logic as L
+from .keyed_rows import KeyedRows, domain_of, read_keyed, rows_on_domain
+from .policies import CHANNELS, NAMES, load_policies
+
+SEG = "5B"
+_SEG = Segment(SEG)
+KEY = ["merchant_id", "zone_representation", "channel_group"]
+CHUNK = 4_000_000                     # rows per Arrow table handed to the writer (S2, S3)
+
+
+def policies(ctx: RunContext, state: str, classes=None) -> dict[str, dict]:
+    kw = {} if classes is None else {"classes": classes}
+    return load_policies(ctx.io.policy(SEG, NAMES[0]).parent, state, **kw)
+
+
+def scenarios(ctx: RunContext, code: str) -> list[dict]:
+    man = datasets.read(ctx, "scenario_manifest_5A", code).sort("scenario_id")
+    return man.to_dicts()
+
+
+def derive(ctx: RunContext, scenario_id: str) -> L.Derive:
+    return L.stream_deriver(ctx.receipt["manifest_fingerprint"], ctx.receipt["parameter_hash"], ctx.seed, scenario_id)
+
+
+def _part(sid: str) -> dict[str, str]:
+    return {"scenario_id": sid}
+
+
+def _own(ctx: RunContext, dataset_id: str, sid: str, code: str) -> pl.DataFrame:
+    """One scenario's partition of a small dataset of this segment."""
+    return datasets.to_polars(pa.concat_tables(list(datasets.batches(ctx, dataset_id, code, partition=_part(sid)))))
+
+
+def grid_of(ctx: RunContext, sid: str, code: str) -> L.Grid:
+    g = _own(ctx, "s1_time_grid_5B", sid, code).sort("bucket_index")
+    s = g["bucket_start_utc"].dt.epoch("us").to_numpy()
+    return L.Grid(int(s[0]), int(g["bucket_duration_seconds"][0]) * 1_000_000, g.height)
+
+
+def _dict(codes: np.ndarray, values) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), pa.int32()), pa.array(values, pa.string()))
+
+
+def _keyed_tables(r: KeyedRows, sl: slice, cols: dict[str, np.ndarray], schema: pa.Schema) -> pa.Table:
+    data = {"merchant_id": pa.array(r.mid[sl], pa.uint64()),
+            "zone_representation": _dict(r.zone[sl], r.zones),
+            "channel_group": _dict(r.chan[sl], CHANNELS),
+            "bucket_index": pa.array(r.bucket[sl].astype(np.int32), pa.int32())}
+    data.update({k: pa.array(v[sl]) for k, v in cols.items()})
+    return pa.Table.from_arrays([data[f.name] for f in schema], schema=schema)
+
+
+# ---------------------------------------------------------------- S0
+
+def s0_gate(ctx: RunContext) -> None:
+    code = "5B.S0"
+    rep = _SEG.report("S0")
+    policies(ctx, "S0")
+    scen = scenarios(ctx, code)
+    up = run_gate(ctx, code, {"tzdata_version": tzdata.IANA_VERSION,
+                              "scenario_set": [s["scenario_id"] for s in scen]})
+    rep.count(upstream_verified=len(up), scenarios=len(scen))
+    rep.rng(None)
+    rep.write(_SEG.report_path(ctx, "S0"))
+
+
+# ---------------------------------------------------------------- S1
+
+def s1_grid_grouping(ctx: RunContext) -> None:
+    code = "5B.S1"
+    rep = _SEG.report("S1")
+    prof = datasets.read(ctx, "merchant_zone_profile_5A", code)
+    p = policies(ctx, "S1", classes=sorted(prof["demand_class"].unique()))
+    cls = datasets.read(ctx, "virtual_classification_3B", code)
+    grids, groups, reports = [], [], {}
+    for s in scenarios(ctx, code):
+        sid = s["scenario_id"]
+        grid, g = L.time_grid(s["horizon_start_utc"], s["horizon_end_utc"], s["bucket_duration_seconds"],
+                              p["time_grid_policy_5B"], s["is_baseline"], s["is_stress"])
+        r = read_keyed(datasets.batches(ctx, "merchant_zone_scenario_utc_5A", code, partition=_part(sid),
+                                        columns=[*KEY, "utc_horizon_bucket_index"]),
+                       "utc_horizon_bucket_index", (), f"{code}.DOMAIN_ALIGN_FAILED")
+        if len(r.bucket) and (r.bucket.min() < 0 or r.bucket.max() >= g.H):
+            raise EngineFailure(f"{code}.TIME_GRID_INCOMPLETE", "5A λ bucket outside the scenario's time grid",
+                                {"scenario_id": sid, "H": g.H, "max_bucket": int(r.bucket.max())})
+        dom, _ = domain_of(r, f"{code}.DOMAIN_ALIGN_FAILED")
+        grp, gr = L.grouping(dom, prof, cls, sid, s["is_baseline"], p["grouping_policy_5B"])
+        grids.append(grid.with_columns(pl.lit(sid).alias("scenario_id")))
+        groups.append(grp.with_columns(pl.lit(sid).alias("scenario_id")))
+        reports[sid] = {**gr, "buckets": g.H, "domain_rows": dom.height, "lambda_rows": len(r.bucket)}
+        for miss in gr["realism_misses"]:
+            rep.warn(f"{sid}: grouping realism target missed: {miss}")
+    datasets.publish(ctx, pl.concat(grids), "s1_time_grid_5B", code, partition_by="scenario_id")
+    datasets.publish(ctx, pl.concat(groups), "s1_grouping_5B", code, partition_by="scenario_id")
+    rep.count(scenarios=len(reports))
+    rep.data["scenarios"] = reports
+    rep.rng(None)
+    rep.write(_SEG.report_path(ctx, "S1"))
+
+
+# ---------------------------------------------------------------- S2
+
+def s2_latent(ctx: RunContext) -> None:
+    code = "5B.S2"
+    rep = _SEG.report("S2")
+    p = policies(ctx, "S2")
+    lg = p["arrival_lgcp_config_5B"]
+    trace = rng.RngTrace()
+    stats = {}
+    with datasets.writer(ctx, "s2_latent_field_5B", code) as w:
+        for sid in datasets.scenario_partitions(ctx, "s1_grouping_5B", code):
+            H = grid_of(ctx, sid, code).H
+            grp = _own(ctx, "s1_grouping_5B", sid, code)
+            groups, f, t = L.latent_factors(grp, H, lg, derive(ctx, sid))
+            _merge(trace, t)
+            G = groups.height
+            gid = groups["group_id"].to_list()
+            per = max(1, CHUNK // max(H, 1))
+            for a in range(0, G, per):
+                z = min(G, a + per)
+                idx = np.repeat(np.arange(a, z), H)
+                w.write(pa.table({"group_id": _dict(idx, gid),
+                                  "bucket_index": pa.array(np.tile(np.arange(H, dtype=np.int32), z - a)),
+                                  "sigma": pa.array(groups["sigma"].to_numpy()[idx]),
+                                  "length_scale": pa.array(groups["length_scale"].to_numpy()[idx]),
+                                  "lambda_random_component": pa.array(f[a:z].ravel())}),
+                        subdir=f"scenario_id={sid}")
+            stats[sid] = {"groups": G, "buckets": H, "mean_factor": float(f.mean()) if f.size else 1.0}
+    rep.count(scenarios=len(stats))
+    rep.data["scenarios"] = stats
+    rep.rng(_SEG.write_trace(ctx, "S2", trace))
+    rep.write(_SEG.report_path(ctx, "S2"))
+
+
+def _merge(into: rng.RngTrace, t: rng.RngTrace) -> None:
+    for fam, e in t.to_dict().items():
+        into.add(fam, e["events"], e["draws"], e["blocks"], _ctr_pair(e.get("first_counter")),
+                 _ctr_pair(e.get("last_counter")))
+
+
+def _ctr_pair(h: str | None):
+    return None if h is None else (int(h[:16], 16), int(h[16:], 16))
+
+
+def latent_matrix(ctx: RunContext, sid: str, code: str, H: int) -> tuple[list[str], np.ndarray]:
+    """(group ids sorted, factor matrix (G, H)) of one scenario from s2_latent_field_5B."""
+    lat = _own(ctx, "s2_latent_field_5B", sid, code).sort("group_id", "bucket_index")
+    gids = lat["group_id"].unique(maintain_order=True).to_list()
+    if lat.height != len(gids) * H:
+        raise EngineFailure(f"{code}.LATENT_FIELD_INCOMPLETE", "s2_latent_field_5B lacks (group, bucket) rows; rerun "
+                            "5B.S2", {"scenario_id": sid, "rows": lat.height, "want": len(gids) * H})
+    return gids, lat["lambda_random_component"].to_numpy().reshape(len(gids), H)
+
+
+# ---------------------------------------------------------------- S3
+
+def s3_counts(ctx: RunContext) -> None:
+    code = "5B.S3"
+    rep = _SEG.report("S3")
+    p = policies(ctx, "S3")
+    cc, lg = p["arrival_count_config_5B"], p["arrival_lgcp_config_5B"]
+    trace = rng.RngTrace()
+    stats = {}
+    schema = datasets.writer_schema("s3_bucket_counts_5B")
+    with datasets.writer(ctx, "s3_bucket_counts_5B", code) as w:
+        for sid in datasets.scenario_partitions(ctx, "s1_grouping_5B", code):
+            H = grid_of(ctx, sid, code).H
+            grp = _own(ctx, "s1_grouping_5B", sid, code)
+            gids, f = latent_matrix(ctx, sid, code, H)
+            r = read_keyed(datasets.batches(ctx, "merchant_zone_scenario_utc_5A", code, partition=_part(sid),
+                                            columns=[*KEY, "utc_horizon_bucket_index", "lambda_utc_scenario"]),
+                           "utc_horizon_bucket_index", ("lambda_utc_scenario",), f"{code}.DOMAIN_ALIGN_FAILED")
+            dom, row_c = domain_of(r, f"{code}.DOMAIN_ALIGN_FAILED")
+            if not dom.equals(grp.select(KEY).with_columns(pl.col("merchant_id").cast(pl.UInt64))):
+                raise EngineFailure(f"{code}.DOMAIN_ALIGN_FAILED", "5A λ domain differs from s1_grouping_5B; rerun "
+                                    "5B.S1", {"scenario_id": sid, "lambda_keys": dom.height, "groups": grp.height})
+            gpos = {g: i for i, g in enumerate(gids)}
+            miss = set(grp["group_id"].unique()) - set(gpos)
+            if miss:
+                raise EngineFailure(f"{code}.LATENT_FIELD_INCOMPLETE", "group without a latent series; rerun 5B.S2",
+                                    {"scenario_id": sid, "group_id": sorted(miss)[0]})
+            c_group = grp["group_id"].replace_strict(gpos, return_dtype=pl.Int64).to_numpy()
+            lam = r.values["lambda_utc_scenario"].astype(np.float64)
+            fac, mu = L.realised_intensity(row_c, r.bucket, lam, c_group, f, float(lg["clipping"]["lambda_max"]))
+            kappa = L.count_params(grp, cc)
+            keys = derive(ctx, sid)("bucket_count", L.coarse_key_strings(dom))
+            n, capped, t = L.bucket_counts(row_c, r.bucket, mu, kappa, keys, cc)
+            _merge(trace, t)
+            cols = {"lambda_baseline": lam, "lambda_random_component": fac, "lambda_realised": mu, "count_N": n,
+                    "capped": capped}
+            for a in range(0, len(n), CHUNK):
+                w.write(_keyed_tables(r, slice(a, a + CHUNK), cols, schema), subdir=f"scenario_id={sid}")
+            stats[sid] = {"rows": int(len(n)), "arrivals": int(n.sum()), "nonzero_rows": int((n > 0).sum()),
+                          "capped_rows": int(capped.sum()), "lambda_target": float(np.sum(lam)),
+                          "lambda_realised": float(np.sum(mu))}
+            ctx.logger.info(f"{code} {sid}: {len(n):,} λ rows -> {int(n.sum()):,} arrivals")
+    rep.count(scenarios=len(stats), arrivals=sum(s["arrivals"] for s in stats.values()))
+    rep.data["scenarios"] = stats
+    rep.rng(_SEG.write_trace(ctx, "S3", trace))
+    rep.write(_SEG.report_path(ctx, "S3"))
+
+
+# ---------------------------------------------------------------- S4 (and the routing inputs S5 re-reads)
+
+def routing_plan(ctx: RunContext, code: str, scen: list[L.Grid]) -> A.RoutingPlan:
+    """2B's site alias, 3B's edges and edge alias (blob checked against the sealed index), the tz cache
+    (checked to cover every scenario's horizon ±1 day)."""
+    cache_t = datasets.read_table(ctx, "tz_timetable_cache", code)
+    man = json.loads((ctx.io.input("tz_timetable_cache") / "_manifest.json").read_text())
+    cache = civil_time.flatten_cache(cache_t, code)
+    if scen:
+        lo = min(g.h0_us for g in scen) // 1_000_000 - 86400
+        hi = max(g.h0_us + g.H * g.d_us for g in scen) // 1_000_000 + 86400
+        tzcache.check_coverage(man.get("tz_cache", {}), cache.tzids,
+                               _iso(lo), _iso(hi), short_code=f"{code}.DST_MAPPING_FAILED",
+                               missing_code=f"{code}.DST_MAPPING_FAILED")
+    index = datasets.read(ctx, "edge_alias_index_3B", code)
+    blob = ctx.io.input("blob").read_bytes()
+    glob = index.filter(pl.col("scope") == "GLOBAL")
+    if glob.height != 1 or glob["merchant_alias_checksum"][0] != hashlib.sha256(blob).hexdigest():
+        raise EngineFailure(f"{code}.EDGE_BLOB_DIGEST_MISMATCH", "edge alias blob differs from the checksum in "
+                            "edge_alias_index_3B; rebuild segment 3B", {"file": str(ctx.io.input("blob"))})
+    edges = datasets.read(ctx, "edge_catalogue_3B", code).join(
+        A.edge_alias_columns(index.filter(pl.col("scope") == "MERCHANT"), blob),
+        on=["merchant_id", "edge_seq_index"], how="left", maintain_order="left")
+    if edges["prob_q"].null_count():
+        raise EngineFailure(f"{code}.EDGE_RESOLUTION_FAILED", "edge without an alias slot in the 3B blob", {})
+    return A.build_routing_plan(datasets.read(ctx, "s1_site_weights", code), datasets.read(ctx, "s2_alias_table", code),
+                                datasets.read(ctx, "virtual_classification_3B", code),
+                                datasets.read(ctx, "virtual_settlement_3B", code), edges, cache)
+
+
+def _iso(unix_s: int) -> str:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(unix_s, dt.UTC).strftime("%Y-%m-%d")
+
+
+def counts_rows(ctx: RunContext, sid: str, code: str, nonzero: bool = True) -> KeyedRows:
+    return read_keyed(datasets.batches(ctx, "s3_bucket_counts_5B", code, partition=_part(sid),
+                                       columns=[*KEY, "bucket_index", "lambda_realised", "count_N"]),
+                      "bucket_index", ("lambda_realised", "count_N"), f"{code}.BUCKET_COUNT_MISMATCH",
+                      keep="count_N" if nonzero else None)
+
+
+class _Progress:
+    """Logs S4's progress about every 10% of a scenario's arrivals (users watch long states)."""
+
+    def __init__(self, ctx: RunContext, sid: str, total: int):
+        self.ctx, self.sid, self.total, self.done, self.next, self.t0 = ctx, sid, total, 0, total / 10, time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.done >= self.next or self.done == self.total:
+            dt_s = max(time.monotonic() - self.t0, 1e-9)
+            self.ctx.logger.info(f"5B.S4 {self.sid}: {self.done:,}/{self.total:,} arrivals "
+                                 f"({100 * self.done / max(self.total, 1):.0f}%, {self.done / dt_s / 1e6:.2f}M/s)")
+            self.next = self.done + self.total / 10
+
+
+def s4_arrivals(ctx: RunContext) -> None:
+    code = "5B.S4"
+    rep = _SEG.report("S4")
+    p = policies(ctx, "S4")
+    sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", code)
+    grids = {sid: grid_of(ctx, sid, code) for sid in sids}
+    plan = routing_plan(ctx, code, list(grids.values()))
+    bt = int(p["arrival_time_placement_policy_5B"]["batch_target_arrivals"])
+    trace = rng.RngTrace()
+    stats = {}
+    sschema = datasets.writer_schema("s4_arrival_summary_5B")
+    summaries = []
+    t0 = time.monotonic()
+    with datasets.writer(ctx, "arrival_events_5B", code) as w:
+        for sid in sids:
+            dom = _own(ctx, "s1_grouping_5B", sid, code).select(KEY)
+            cp = A.coarse_plan(dom, plan, derive(ctx, sid))
+            r = counts_rows(ctx, sid, code)
+            row_c = rows_on_domain(r, dom, f"{code}.BUCKET_COUNT_MISMATCH")
+            n = r.values["count_N"].astype(np.int64)
+            prog = _Progress(ctx, sid, int(n.sum()))
+            sub = f"scenario_id={sid}"
+
+            def sink(t: pa.Table, sub=sub, prog=prog) -> None:
+                w.write(t, subdir=sub)
+                prog(t.num_rows)
+            tot, t4, rv = A.realise_arrivals(row_c, r.bucket, n, r.values["lambda_realised"], cp, plan, grids[sid],
+                                             p["arrival_routing_policy_5B"], bt, sink)
+            _merge(trace, t4)
+            summaries.append((sid, r, {"count_N": n.astype(np.int32), "count_physical": (n - rv).astype(np.int32),
+                                       "count_virtual": rv.astype(np.int32)}))
+            stats[sid] = {k: tot[k] for k in ("arrivals", "virtual", "fallback_arrivals", "batches")}
+    secs = time.monotonic() - t0
+    with datasets.writer(ctx, "s4_arrival_summary_5B", code) as ws:
+        for sid, r, cols in summaries:
+            for a in range(0, len(r.mid), CHUNK):
+                ws.write(_keyed_tables(r, slice(a, a + CHUNK), cols, sschema), subdir=f"scenario_id={sid}")
+    total = sum(s["arrivals"] for s in stats.values())
+    rep.count(scenarios=len(stats), arrivals=total)
+    rep.data["scenarios"] = stats
+    rep.timing("arrivals_written", secs)
+    rep.data["arrivals_per_second"] = total / max(secs, 1e-9)
+    rep.rng(_SEG.write_trace(ctx, "S4", trace))
+    rep.write(_SEG.report_path(ctx, "S4"))
