@@ -24,12 +24,12 @@ def build_1A(results: Path, root: Path = ROOT, **cfg) -> RunContext:
 
 @pytest.fixture(scope="session")
 def world_a(tmp_path_factory) -> RunContext:
-    return build(tmp_path_factory.mktemp("a") / "results", segments=("1A", "1B", "2A", "2B", "3A", "3B", "5A"))
+    return build(tmp_path_factory.mktemp("a") / "results", segments=("1A", "1B", "2A", "2B", "3A", "3B", "5A", "5B"))
 
 
 @pytest.fixture(scope="session")
 def world_b(tmp_path_factory) -> RunContext:
-    return build(tmp_path_factory.mktemp("b") / "results", segments=("1A", "1B", "2A", "2B", "3A", "3B", "5A"))
+    return build(tmp_path_factory.mktemp("b") / "results", segments=("1A", "1B", "2A", "2B", "3A", "3B", "5A", "5B"))
 
 
 @pytest.fixture()
