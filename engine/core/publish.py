@@ -107,8 +107,9 @@ class DatasetWriter:
 
     def __init__(self, target: Path, schema: pa.Schema, dataset_id: str, identity: dict | None, code_prefix: str,
                  row_group_rows: int = ROW_GROUP_ROWS, rows_per_part: int = ROWS_PER_PART,
-                 extra: dict | None = None):
+                 extra: dict | None = None, write_options: dict | None = None):
         self.target = Path(target)
+        self.options = write_options or WRITE_OPTIONS
         self.extra = extra
         self.schema = with_identity(schema, identity, dataset_id)
         self.dataset_id, self.identity, self.code = dataset_id, identity, code_prefix
@@ -164,7 +165,7 @@ class DatasetWriter:
             k = self._parts.get(self._subdir, 0)
             self._parts[self._subdir] = k + 1
             path = d / f"part-{k:05d}.parquet"
-            self._writer = pq.ParquetWriter(path, self.schema, **WRITE_OPTIONS)
+            self._writer = pq.ParquetWriter(path, self.schema, **self.options)
             self._writer_key = (path.relative_to(self.tmp).as_posix(), 0)
             self._rgs_in_part = 0
         self._writer.write_table(_canonical(rg.replace_schema_metadata(self.schema.metadata)),
