@@ -52,13 +52,18 @@ def _i64(col, fill=0) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ArrivalAudit:
-    def __init__(self, cp: CoarsePlan, plan: RoutingPlan, grid: Grid, count_by_row: np.ndarray, row_c: np.ndarray,
-                 row_b: np.ndarray, sample_every: int = 97):
+    def __init__(self, cp: CoarsePlan, plan: RoutingPlan, grid: Grid, count_by_row: np.ndarray | None = None,
+                 row_c: np.ndarray | None = None, row_b: np.ndarray | None = None, sample_every: int = 97,
+                 expected: np.ndarray | None = None):
+        """Expected counts per (c, b): from S3 rows (count_by_row, row_c, row_b), or dense (C*H) `expected`."""
         self.cp, self.plan, self.g = cp, plan, grid
         C, H = len(cp.c_mid), grid.H
-        self.expected = np.zeros(C * H, np.int64)
-        np.add.at(self.expected, row_c.astype(np.int64) * H + row_b, count_by_row)
-        per_m = np.bincount(cp.c_m[row_c], weights=count_by_row, minlength=len(plan.merchant_ids)).astype(np.int64)
+        if expected is None:
+            expected = np.zeros(C * H, np.int64)
+            np.add.at(expected, row_c.astype(np.int64) * H + row_b, count_by_row)
+        self.expected = expected.astype(np.int64, copy=False)
+        per_c = self.expected.reshape(C, H).sum(axis=1) if C else np.zeros(0, np.int64)
+        per_m = np.bincount(cp.c_m, weights=per_c, minlength=len(plan.merchant_ids)).astype(np.int64)
         self.m_seq_off = np.concatenate([[0], np.cumsum(per_m)]).astype(np.int64)
         self.cnt = np.zeros(C * H, np.int64)
         self.seen = np.zeros(int(self.m_seq_off[-1]), np.bool_)

@@ -76,24 +76,25 @@ def poisson_one(r, u, exact_max, n_cap):
     return math.floor(r + math.sqrt(r) * ndtri(u) + 0.5)
 
 
-@njit(cache=True)
-def bucket_counts(keys, row_c, row_b, mu, kappa, nb2, eps, max_count, exact_max, n_cap, count, capped):
+@njit(cache=True, parallel=True)
+def bucket_counts(keys, row_c, row_b, mu, kappa, nb2, eps, max_count, exact_max, n_cap, count, capped, wrapped):
     """One block per row with mu > eps at counter(row_c's stream) + (b << 32): Poisson on lane 0,
     or NB2 = Poisson(log-normal Λ with Var ≈ mu + mu²/kappa) on lanes 0 (Λ) and 1 (N).
-    Returns (events, first row with a wrapped counter or -1)."""
-    events = 0
-    for i in range(mu.shape[0]):
+    Rows are independent (own counter), so they run in parallel; `wrapped[i]` flags a row whose
+    counter overflowed (the caller fails)."""
+    for i in prange(mu.shape[0]):
         m = mu[i]
+        count[i] = 0
+        capped[i] = False
+        wrapped[i] = False
         if not m > eps:
-            count[i] = 0
-            capped[i] = False
             continue
         c = row_c[i]
-        h, lo_, wrapped = row_counter(keys[c, 1], keys[c, 2], row_b[i], 0)
-        if wrapped:
-            return events, i
+        h, lo_, wr = row_counter(keys[c, 1], keys[c, 2], row_b[i], 0)
+        if wr:
+            wrapped[i] = True
+            continue
         x0, x1 = philox2x64_10(h, lo_, keys[c, 0])
-        events += 1
         u1 = u01(x0)
         if nb2:
             s2 = math.log(1.0 + 1.0 / kappa[c])
@@ -104,7 +105,6 @@ def bucket_counts(keys, row_c, row_b, mu, kappa, nb2, eps, max_count, exact_max,
         v = min(max(n, 0.0), np.float64(max_count))
         count[i] = np.int32(v)
         capped[i] = v != n
-    return events, -1
 
 
 # ---------------------------------------------------------------- S4 expansion

@@ -34,7 +34,7 @@ class KeyedRows:
     zones: tuple[str, ...]   # sorted by bytes
 
 
-def _vocab_codes(col: pa.ChunkedArray, vocab: dict[str, int]) -> np.ndarray:
+def vocab_codes(col: pa.ChunkedArray, vocab: dict[str, int]) -> np.ndarray:
     """int32 codes of a string/dictionary column into `vocab` (grown in first-seen order)."""
     out = []
     for ch in col.chunks:
@@ -56,17 +56,17 @@ def read_keyed(batches: Iterable[pa.Table], bucket_col: str, value_cols: tuple[s
         if keep is not None:
             t = t.filter(pc.greater(t.column(keep), 0))
         try:
-            z = _vocab_codes(t.column("zone_representation"), zv)
-            c = _vocab_codes(t.column("channel_group"), cv)
+            z = vocab_codes(t.column("zone_representation"), zv)
+            c = vocab_codes(t.column("channel_group"), cv)
         except ValueError:
             raise EngineFailure(code, "null merchant zone or channel in a keyed row", {}) from None
         if len(cv) > len(CHANNELS):
             raise EngineFailure(code, "channel_group outside the 5A vocabulary",
                                 {"channel_group": ",".join(list(cv)[len(CHANNELS):])})
-        cols["mid"].append(t.column("merchant_id").to_numpy().astype(np.uint64))
+        cols["mid"].append(t.column("merchant_id").to_numpy().astype(np.uint64, copy=False))
         cols["zone"].append(z)
         cols["chan"].append(c)
-        cols["bucket"].append(t.column(bucket_col).to_numpy().astype(np.int64))
+        cols["bucket"].append(t.column(bucket_col).to_numpy().astype(np.int64, copy=False))
         for v in value_cols:
             cols[v].append(t.column(v).to_numpy())
     flat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
@@ -75,8 +75,9 @@ def read_keyed(batches: Iterable[pa.Table], bucket_col: str, value_cols: tuple[s
     for i, zname in enumerate(zones):
         remap[zv[zname]] = i
     zone = remap[flat["zone"].astype(np.int64)] if len(zv) else np.zeros(0, np.int32)
-    return KeyedRows(flat["mid"].astype(np.uint64), zone.astype(np.int32), flat["chan"].astype(np.int32),
-                     flat["bucket"].astype(np.int64), {v: flat[v] for v in value_cols}, zones)
+    return KeyedRows(flat["mid"].astype(np.uint64, copy=False), zone.astype(np.int32, copy=False),
+                     flat["chan"].astype(np.int32, copy=False), flat["bucket"].astype(np.int64, copy=False),
+                     {v: flat[v] for v in value_cols}, zones)
 
 
 def _sorted_strictly(r: KeyedRows) -> bool:

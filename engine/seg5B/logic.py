@@ -235,13 +235,15 @@ def bucket_counts(row_c: np.ndarray, row_b: np.ndarray, mu: np.ndarray, kappa: n
         raise _fail(f"{SEG}.S3.PARAM_DERIVATION_INVALID", "mu not finite and >= 0")
     n = np.empty(len(mu), np.int32)
     capped = np.empty(len(mu), np.bool_)
+    wrapped = np.empty(len(mu), np.bool_)
     nb2 = policy["count_law"] == "nb2"
-    events, bad = K.bucket_counts(keys, row_c.astype(np.int64), row_b.astype(np.int64), mu, kappa, nb2,
-                                  float(policy["lambda_zero_eps"]), int(policy["max_count_per_bucket"]),
-                                  float(policy["poisson_exact_lambda_max"]), int(policy["poisson_n_cap_exact"]),
-                                  n, capped)
-    if bad >= 0:
-        raise _fail(f"{SEG}.S3.RNG_ACCOUNTING_MISMATCH", "Philox counter wrapped (wrap_policy abort)", row=int(bad))
+    K.bucket_counts(keys, row_c.astype(np.int64), row_b.astype(np.int64), mu, kappa, nb2,
+                    float(policy["lambda_zero_eps"]), int(policy["max_count_per_bucket"]),
+                    float(policy["poisson_exact_lambda_max"]), int(policy["poisson_n_cap_exact"]), n, capped, wrapped)
+    if wrapped.any():
+        raise _fail(f"{SEG}.S3.RNG_ACCOUNTING_MISMATCH", "Philox counter wrapped (wrap_policy abort)",
+                    row=int(np.argmax(wrapped)))
+    events = int(np.count_nonzero(mu > policy["lambda_zero_eps"]))
     trace = rng.RngTrace()
     used = np.flatnonzero(mu > policy["lambda_zero_eps"])
     first = last = None

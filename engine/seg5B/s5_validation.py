@@ -22,7 +22,7 @@ from engine.core.segment import Segment
 from engine.core.validation import Checks
 
 from . import arrivals as A
-from .audit import ArrivalAudit, count_realism
+from .audit import ArrivalAudit
 from .keyed_rows import read_keyed, rows_on_domain
 from .policies import MODES
 from .states import KEY, SEG, _part, derive, grid_of, latent_matrix, policies, routing_plan
@@ -56,41 +56,101 @@ def _corridor(chk: Checks, name: str, x: float, spec: dict, lo_key: str = "lo", 
     chk.add(name, ok, figure=x, threshold=[spec[lo_key], spec[hi_key]], severity=spec.get("severity", "fail"))
 
 
+class _S3Fold:
+    """S3's rows folded one row group at a time (memory: dense per (key, bucket) arrays, not rows):
+    coverage, the realised-intensity identity, the zero-λ rule, expected arrivals for the audit,
+    the count realism figures and the per-merchant series of the report's figure."""
+
+    def __init__(self, dom: pl.DataFrame, c_group: np.ndarray, f: np.ndarray, H: int, p: dict, m_of_c: np.ndarray,
+                 site_c: np.ndarray):
+        self.dom, self.c_group, self.f, self.H = dom, c_group, f, H
+        cc, lg, vp = p["arrival_count_config_5B"], p["arrival_lgcp_config_5B"], p["validation_policy_5B"]
+        self.eps, self.lam_max = float(cc["lambda_zero_eps"]), float(lg["clipping"]["lambda_max"])
+        self.mu_min = float(vp["dispersion_nb2"]["mu_min"])
+        C = dom.height
+        self.seen = np.zeros(C * H, np.uint8)
+        self.expected = np.zeros(C * H, np.int64)
+        self.m_of_c, self.site_c = m_of_c, site_c
+        nm = int(m_of_c.max()) + 1 if C else 0
+        self.span = min(H, 168)
+        self.fig_n = np.zeros((nm, self.span))
+        self.fig_lam = np.zeros((nm, self.span))
+        self.bad_realised = self.zero_rule = self.rows = self.used = self.nonzero = self.site_rows = 0
+        self.nz_counts: list[np.ndarray] = []
+        self.resid = [0, 0.0, 0.0]                    # rows, sum, sum of squares (file order: deterministic)
+
+    def update(self, t: pa.Table) -> None:
+        r = read_keyed([t], "bucket_index", ("lambda_baseline", "lambda_realised", "count_N"),
+                       f"{CODE}.BUCKET_COUNT_MISMATCH")
+        c = rows_on_domain(r, self.dom, f"{CODE}.BUCKET_COUNT_MISMATCH")
+        b = r.bucket
+        cell = c * self.H + b
+        np.add.at(self.seen, cell, 1)
+        fac = self.f[self.c_group[c], b]
+        mu = r.values["lambda_realised"]
+        want = np.minimum(r.values["lambda_baseline"] * fac, self.lam_max)
+        self.bad_realised += int(np.count_nonzero(want != mu))
+        n = r.values["count_N"].astype(np.int64)
+        self.zero_rule += int(np.count_nonzero(n[mu <= self.eps]))
+        self.expected[cell] += n                      # cells are unique (checked by `seen`)
+        self.rows += len(n)
+        self.used += int(np.count_nonzero(mu > self.eps))
+        nz = n > 0
+        self.nonzero += int(nz.sum())
+        self.site_rows += int(np.count_nonzero(nz & self.site_c[c]))
+        self.nz_counts.append(n[nz].astype(np.int32))
+        sel = mu >= self.mu_min
+        if sel.any():
+            z = (n[sel] - mu[sel]) / np.sqrt(mu[sel])
+            self.resid[0] += int(sel.sum())
+            self.resid[1] += float(z.sum())
+            self.resid[2] += float((z * z).sum())
+        early = b < self.span
+        np.add.at(self.fig_n, (self.m_of_c[c[early]], b[early]), n[early])
+        np.add.at(self.fig_lam, (self.m_of_c[c[early]], b[early]), r.values["lambda_baseline"][early])
+
+    def realism(self) -> dict:
+        nz = np.concatenate(self.nz_counts) if self.nz_counts else np.zeros(0, np.int32)
+        k, s1, s2 = self.resid
+        return {"lgcp_mean_factor": float(self.f.mean()) if self.f.size else 1.0,
+                "nonzero_fraction": self.nonzero / max(self.rows, 1),
+                "p99_p50": float(np.percentile(nz, 99) / max(np.percentile(nz, 50), 1)) if nz.size else 0.0,
+                "pearson_resid_std": float(np.sqrt(max(s2 / k - (s1 / k) ** 2, 0.0))) if k > 1 else float("nan"),
+                "dispersion_rows": k}
+
+    def figure(self, mids: np.ndarray) -> list[tuple[str, list[float], list[float]]]:
+        """Top-3 merchants by arrivals in the first week: realised arrivals and the 5A λ per UTC bucket."""
+        tot = self.fig_n.sum(axis=1)
+        return [(str(int(mids[i])), self.fig_n[i].tolist(), self.fig_lam[i].tolist())
+                for i in np.argsort(-tot, kind="stable")[:3] if tot[i] > 0]
+
+
 def scenario_checks(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, chk: Checks) -> dict:
-    vp, cc, lg = p["validation_policy_5B"], p["arrival_count_config_5B"], p["arrival_lgcp_config_5B"]
+    vp, cc = p["validation_policy_5B"], p["arrival_count_config_5B"]
     grid = grid_of(ctx, sid, CODE)
     grp = _small(ctx, "s1_grouping_5B", sid, chk)
     if _small(ctx, "s1_time_grid_5B", sid, chk) is None or grp is None:
         return {}
     dom = grp.select(KEY)
     gids, f = latent_matrix(ctx, sid, CODE, grid.H)
-    # S2/S3: every row's realised λ from its 5A target and its group's factor; counts non-negative
-    r = read_keyed(datasets.batches(ctx, "s3_bucket_counts_5B", CODE, partition=_part(sid),
-                                    columns=[*KEY, "bucket_index", "lambda_baseline", "lambda_random_component",
-                                             "lambda_realised", "count_N"]),
-                   "bucket_index", ("lambda_baseline", "lambda_random_component", "lambda_realised", "count_N"),
-                   f"{CODE}.BUCKET_COUNT_MISMATCH")
-    row_c = rows_on_domain(r, dom, f"{CODE}.BUCKET_COUNT_MISMATCH")
-    chk.add(f"s3_covers_domain_{sid}", len(row_c) == dom.height * grid.H and
-            np.array_equal(np.bincount(row_c, minlength=dom.height), np.full(dom.height, grid.H)),
-            figure=len(row_c), threshold=dom.height * grid.H)
     gpos = {g: i for i, g in enumerate(gids)}
     c_group = grp["group_id"].replace_strict(gpos, default=-1, return_dtype=pl.Int64).to_numpy()
-    fac = f[c_group[row_c], r.bucket] if np.all(c_group >= 0) else np.full(len(row_c), np.nan)
-    mu = r.values["lambda_realised"]
-    want = np.minimum(r.values["lambda_baseline"] * fac, float(lg["clipping"]["lambda_max"]))
-    chk.add(f"realised_intensity_{sid}", bool(np.array_equal(fac, r.values["lambda_random_component"])
-                                              and np.array_equal(want, mu)),
-            detail="lambda_realised = min(lambda_baseline x factor of the row's group at its bucket, lambda_max)")
-    n = r.values["count_N"].astype(np.int64)
-    eps = float(cc["lambda_zero_eps"])
-    zero_rule = int(np.count_nonzero(n[mu <= eps]))
-    chk.add(f"zero_lambda_no_events_{sid}", zero_rule == 0, figure=zero_rule, threshold=0)
-    # S4: every arrival, streamed
-    nz = n > 0
-    total = int(n.sum())
+    chk.add(f"every_group_has_a_latent_series_{sid}", bool(np.all(c_group >= 0)))
     cp = A.coarse_plan(dom, plan, derive(ctx, sid))
-    au = ArrivalAudit(cp, plan, grid, n[nz], row_c[nz], r.bucket[nz], sample_every=_sample_every(total, vp))
+    um, m_of_c = np.unique(cp.c_mid, return_inverse=True)
+    fold = _S3Fold(dom, np.maximum(c_group, 0), f, grid.H, p, m_of_c,
+                   plan.m_mode[cp.c_m] != MODES.index("VIRTUAL_ONLY"))
+    for t in datasets.batches(ctx, "s3_bucket_counts_5B", CODE, partition=_part(sid),
+                              columns=[*KEY, "bucket_index", "lambda_baseline", "lambda_realised", "count_N"]):
+        fold.update(t)
+    chk.add(f"s3_covers_domain_{sid}", bool(np.all(fold.seen == 1)), figure=fold.rows, threshold=dom.height * grid.H,
+            detail="every (merchant, zone, channel) of S1 has exactly one row per bucket")
+    chk.add(f"realised_intensity_{sid}", fold.bad_realised == 0, figure=fold.bad_realised, threshold=0,
+            detail="lambda_realised = min(lambda_baseline x factor of the row's group at its bucket, lambda_max)")
+    chk.add(f"zero_lambda_no_events_{sid}", fold.zero_rule == 0, figure=fold.zero_rule, threshold=0)
+    # S4: every arrival, streamed
+    total = int(fold.expected.sum())
+    au = ArrivalAudit(cp, plan, grid, sample_every=_sample_every(total, vp), expected=fold.expected)
     schema = datasets.writer_schema("arrival_events_5B").remove_metadata()
     bad_schema = 0
     for t in datasets.batches(ctx, "arrival_events_5B", CODE, partition=_part(sid)):
@@ -112,47 +172,27 @@ def scenario_checks(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, chk
     rate = zi["mismatch"] / max(zi["sample"], 1)
     chk.add(f"civil_time_vs_zoneinfo_{sid}", rate <= civ["max_mismatch_rate"] and zi["sample"] > 0 or total == 0,
             figure=zi["mismatch"], threshold=civ["max_mismatch_rate"], detail=f"sample of {zi['sample']:,} arrivals")
-    # summary matches the events' virtual split
+    # the summary matches the events' virtual split
     summ = _small(ctx, "s4_arrival_summary_5B", sid, chk)
     if summ is not None:
         chk.add(f"summary_matches_events_{sid}", int(summ["count_N"].sum()) == v["arrivals"]
-                and int(summ["count_virtual"].sum()) == v["virtual_arrivals"] and summ.height == int(nz.sum()),
+                and int(summ["count_virtual"].sum()) == v["virtual_arrivals"] and summ.height == fold.nonzero,
                 figure=int(summ["count_virtual"].sum()), threshold=v["virtual_arrivals"])
     # RNG budgets this scenario should have consumed
     G = len(gids)
-    used = int(np.count_nonzero(mu > eps))
     nb2 = cc["count_law"] == "nb2"
-    site_rows = int(np.count_nonzero(nz & (plan.m_mode[cp.c_m[row_c]] != MODES.index("VIRTUAL_ONLY"))))
     edge_rows = int((summ["count_virtual"] > 0).sum()) if summ is not None else -1
     expected = {
         "5B.latent_vector": {"events": G, "draws": 2 * G * grid.H, "blocks": G * grid.H},
-        "5B.bucket_count": {"events": used, "draws": used * (2 if nb2 else 1), "blocks": used},
-        "5B.arrival_time_jitter": {"events": int(nz.sum()), **res["rng_expected"]["5B.arrival_time_jitter"]},
-        "5B.arrival_site_pick": {"events": site_rows, **res["rng_expected"]["5B.arrival_site_pick"]},
+        "5B.bucket_count": {"events": fold.used, "draws": fold.used * (2 if nb2 else 1), "blocks": fold.used},
+        "5B.arrival_time_jitter": {"events": fold.nonzero, **res["rng_expected"]["5B.arrival_time_jitter"]},
+        "5B.arrival_site_pick": {"events": fold.site_rows, **res["rng_expected"]["5B.arrival_site_pick"]},
         "5B.arrival_edge_pick": {"events": edge_rows, **res["rng_expected"]["5B.arrival_edge_pick"]},
     }
-    realism = {**count_realism(mu, n, f, p), **res["realism"]}
+    realism = {**fold.realism(), **res["realism"]}
     return {"expected": expected, "realism": realism, "arrivals": v["arrivals"], "virtual": v["virtual_arrivals"],
             "fallback": v["fallback_arrivals"], "local_hour": res["local_hour"], "zoneinfo_sample": zi["sample"],
-            "figure": _merchant_figure(r, row_c, dom, grid.H)}
-
-
-def _merchant_figure(r, row_c, dom: pl.DataFrame, H: int) -> list[tuple[str, list[float], list[float]]]:
-    """Top-3 merchants by arrivals: per UTC bucket, realised arrivals and the 5A intensity (first 7 days)."""
-    n = r.values["count_N"].astype(np.int64)
-    if not len(n):
-        return []
-    mids = dom["merchant_id"].to_numpy()[row_c]
-    um, inv = np.unique(mids, return_inverse=True)
-    tot = np.bincount(inv, weights=n)
-    out = []
-    span = min(H, 168)
-    for i in np.argsort(-tot, kind="stable")[:3]:
-        sel = (inv == i) & (r.bucket < span)
-        arr = np.bincount(r.bucket[sel], weights=n[sel], minlength=span)
-        lam = np.bincount(r.bucket[sel], weights=r.values["lambda_baseline"][sel], minlength=span)
-        out.append((str(int(um[i])), arr.tolist(), lam.tolist()))
-    return out
+            "figure": fold.figure(um)}
 
 
 def run(ctx: RunContext) -> None:

@@ -4,7 +4,7 @@ chapter's order, publish (chapter 5B §3). Every state loops over the scenarios 
 Large tables never load as frames: 5A's λ surface and S3's counts stream in row groups into flat
 numpy columns (`keyed_rows`), S3 and S4 write through the core batch writer, and S4 keeps one
 batch of arrivals in memory (~`batch_target_arrivals`). S2's per-row quantities (target λ,
-factor, realised λ) are columns of S3's table rather than a second copy of the λ surface.
+realised λ) are columns of S3's table (the factor is S2's per-group field), not a second copy of the λ surface.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import tzdata
 
 from engine.core import civil_time, datasets, rng, tzcache
@@ -25,7 +26,7 @@ from engine.core.segment import Segment
 
 from . import arrivals as A
 from . import logic as L
-from .keyed_rows import KeyedRows, domain_of, read_keyed, rows_on_domain
+from .keyed_rows import KeyedRows, domain_of, read_keyed, rows_on_domain, vocab_codes
 from .policies import CHANNELS, NAMES, load_policies
 
 SEG = "5B"
@@ -103,12 +104,10 @@ def s1_grid_grouping(ctx: RunContext) -> None:
         sid = s["scenario_id"]
         grid, g = L.time_grid(s["horizon_start_utc"], s["horizon_end_utc"], s["bucket_duration_seconds"],
                               p["time_grid_policy_5B"], s["is_baseline"], s["is_stress"])
-        r = read_keyed(datasets.batches(ctx, "merchant_zone_scenario_utc_5A", code, partition=_part(sid),
-                                        columns=[*KEY, "utc_horizon_bucket_index"]),
-                       "utc_horizon_bucket_index", (), f"{code}.DOMAIN_ALIGN_FAILED")
-        if len(r.bucket) and (r.bucket.min() < 0 or r.bucket.max() >= g.H):
-            raise EngineFailure(f"{code}.TIME_GRID_INCOMPLETE", "5A λ bucket outside the scenario's time grid",
-                                {"scenario_id": sid, "H": g.H, "max_bucket": int(r.bucket.max())})
+        # the domain is the keys of bucket 0 (5A writes every key for every bucket; S3 checks that)
+        first = (t.filter(pc.equal(t.column("utc_horizon_bucket_index"), 0)) for t in datasets.batches(
+            ctx, "merchant_zone_scenario_utc_5A", code, partition=_part(sid), columns=[*KEY, "utc_horizon_bucket_index"]))
+        r = read_keyed(first, "utc_horizon_bucket_index", (), f"{code}.DOMAIN_ALIGN_FAILED")
         dom, _ = domain_of(r, f"{code}.DOMAIN_ALIGN_FAILED")
         grp, gr = L.grouping(dom, prof, cls, sid, s["is_baseline"], p["grouping_policy_5B"])
         grids.append(grid.with_columns(pl.lit(sid).alias("scenario_id")))
@@ -169,13 +168,25 @@ def _ctr_pair(h: str | None):
 
 
 def latent_matrix(ctx: RunContext, sid: str, code: str, H: int) -> tuple[list[str], np.ndarray]:
-    """(group ids sorted, factor matrix (G, H)) of one scenario from s2_latent_field_5B."""
-    lat = _own(ctx, "s2_latent_field_5B", sid, code).sort("group_id", "bucket_index")
-    gids = lat["group_id"].unique(maintain_order=True).to_list()
-    if lat.height != len(gids) * H:
-        raise EngineFailure(f"{code}.LATENT_FIELD_INCOMPLETE", "s2_latent_field_5B lacks (group, bucket) rows; rerun "
-                            "5B.S2", {"scenario_id": sid, "rows": lat.height, "want": len(gids) * H})
-    return gids, lat["lambda_random_component"].to_numpy().reshape(len(gids), H)
+    """(group ids sorted, factor matrix (G, H)) of one scenario from s2_latent_field_5B, which S2 writes
+    in (group_id, bucket) order: checked, not sorted."""
+    vocab: dict[str, int] = {}
+    g, b, f = [], [], []
+    for t in datasets.batches(ctx, "s2_latent_field_5B", code, partition=_part(sid),
+                              columns=["group_id", "bucket_index", "lambda_random_component"]):
+        g.append(vocab_codes(t.column("group_id"), vocab))
+        b.append(t.column("bucket_index").to_numpy())
+        f.append(t.column("lambda_random_component").to_numpy())
+    gids = list(vocab)
+    G = len(gids)
+    g = np.concatenate(g) if g else np.zeros(0, np.int32)
+    b = np.concatenate(b) if b else np.zeros(0, np.int32)
+    ok = (len(g) == G * H and gids == sorted(gids) and np.array_equal(g, np.repeat(np.arange(G), H))
+          and np.array_equal(b, np.tile(np.arange(H), G)))
+    if not ok:
+        raise EngineFailure(f"{code}.LATENT_FIELD_INCOMPLETE", "s2_latent_field_5B is not one row per (group, bucket) "
+                            "in order; rerun 5B.S2", {"scenario_id": sid, "rows": len(g), "want": G * H})
+    return gids, (np.concatenate(f) if f else np.zeros(0)).reshape(G, H)
 
 
 # ---------------------------------------------------------------- S3
@@ -197,6 +208,11 @@ def s3_counts(ctx: RunContext) -> None:
                                             columns=[*KEY, "utc_horizon_bucket_index", "lambda_utc_scenario"]),
                            "utc_horizon_bucket_index", ("lambda_utc_scenario",), f"{code}.DOMAIN_ALIGN_FAILED")
             dom, row_c = domain_of(r, f"{code}.DOMAIN_ALIGN_FAILED")
+            per_key = np.bincount(row_c, minlength=dom.height)
+            if len(r.bucket) and (r.bucket.max() >= H or np.any(per_key != H)):
+                raise EngineFailure(f"{code}.TIME_GRID_INCOMPLETE", "5A λ rows do not cover the time grid once per "
+                                    "key; rebuild 5A", {"scenario_id": sid, "H": H, "max_bucket": int(r.bucket.max()),
+                                                        "keys_not_H_rows": int(np.count_nonzero(per_key != H))})
             if not dom.equals(grp.select(KEY).with_columns(pl.col("merchant_id").cast(pl.UInt64))):
                 raise EngineFailure(f"{code}.DOMAIN_ALIGN_FAILED", "5A λ domain differs from s1_grouping_5B; rerun "
                                     "5B.S1", {"scenario_id": sid, "lambda_keys": dom.height, "groups": grp.height})
@@ -212,8 +228,7 @@ def s3_counts(ctx: RunContext) -> None:
             keys = derive(ctx, sid)("bucket_count", L.coarse_key_strings(dom))
             n, capped, t = L.bucket_counts(row_c, r.bucket, mu, kappa, keys, cc)
             _merge(trace, t)
-            cols = {"lambda_baseline": lam, "lambda_random_component": fac, "lambda_realised": mu, "count_N": n,
-                    "capped": capped}
+            cols = {"lambda_baseline": lam, "lambda_realised": mu, "count_N": n, "capped": capped}
             for a in range(0, len(n), CHUNK):
                 w.write(_keyed_tables(r, slice(a, a + CHUNK), cols, schema), subdir=f"scenario_id={sid}")
             stats[sid] = {"rows": int(len(n)), "arrivals": int(n.sum()), "nonzero_rows": int((n > 0).sum()),
