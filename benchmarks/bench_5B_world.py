@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -100,6 +101,7 @@ def main() -> None:
     if not (results / "5A/_passed.flag").exists():
         b = _sub(_BUILD, str(results), a.preset, ",".join(UPSTREAM))
         print(f"built {a.preset} through 5A in {b['secs']:.1f} s")
+    shutil.rmtree(results / "5B", ignore_errors=True)          # outputs are write-once: start 5B clean
     rows = []
     for st in STATES:
         r = _sub(_STATE, str(results), a.preset, st)
