@@ -19,6 +19,8 @@ import filecmp
 import json
 import os
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +35,19 @@ from .identity import dumps, sha256_file
 MANIFEST = "_manifest.json"
 ROW_GROUP_ROWS = 1_000_000
 ROWS_PER_PART = 8_000_000
+IN_FLIGHT = 2                 # row groups queued for the background encoder (memory: this many + one)
 WRITE_OPTIONS = dict(compression="zstd", compression_level=3, write_statistics=True, use_dictionary=True,
                      data_page_size=1 << 20, write_page_index=False)
+
+
+def write_options(schema: pa.Schema) -> dict:
+    """WRITE_OPTIONS for a schema: dictionary pages for all but floating-point columns (continuous values
+    rarely repeat, so hashing them costs time and the file comes out larger: 9.7 vs 8.0 MB per 8M 5A.S4
+    rows), min/max statistics for all but dictionary columns (computing them materialises the strings,
+    ~10 ns a row). Both lists are functions of the schema alone, so bytes still depend only on rows."""
+    return dict(WRITE_OPTIONS,
+                use_dictionary=[f.name for f in schema if not pa.types.is_floating(f.type)],
+                write_statistics=[f.name for f in schema if not pa.types.is_dictionary(f.type)])
 
 
 def tmp_sibling(target: Path) -> Path:
@@ -55,15 +68,16 @@ def with_identity(schema: pa.Schema, identity: dict | None, dataset_id: str) -> 
     return schema.with_metadata(meta)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _first_appearance(idx, valid, n_dict):
     """Dictionary codes renumbered by first appearance among valid rows; (new codes, old code per new)."""
     new_of = np.full(n_dict, -1, np.int32)
     order = np.empty(n_dict, np.int32)
     k = 0
     out = np.zeros(idx.shape[0], np.int32)
+    all_valid = valid.shape[0] != idx.shape[0]          # a 1-element mask stands for "no nulls"
     for i in range(idx.shape[0]):
-        if valid[i]:
+        if all_valid or valid[i]:
             j = idx[i]
             if new_of[j] < 0:
                 new_of[j] = k
@@ -79,9 +93,13 @@ def _canonical_dict(arr: pa.DictionaryArray) -> pa.DictionaryArray:
     d = arr.dictionary
     if len(pc.unique(d)) != len(d):                      # duplicate values: only a string re-encode merges them
         return pc.dictionary_encode(arr.cast(arr.type.value_type)).cast(arr.type)
-    valid = np.asarray(arr.is_valid(), bool)
-    codes, order = _first_appearance(arr.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32),
-                                     valid, len(d))
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid(), bool)
+        idx = arr.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    else:                                                # the common case: no validity pass, no copy
+        valid = np.ones(1, bool)
+        idx = arr.indices.to_numpy()
+    codes, order = _first_appearance(idx.astype(np.int32, copy=False), valid, len(d))
     ind = pa.array(codes, mask=~valid) if arr.null_count else pa.array(codes)
     return pa.DictionaryArray.from_arrays(ind, d.take(pa.array(order))).cast(arr.type)
 
@@ -97,11 +115,18 @@ def _canonical(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=table.schema)
 
 
+def _encode(writer: pq.ParquetWriter, rg: pa.Table, rg_rows: int) -> None:
+    writer.write_table(_canonical(rg), row_group_size=rg_rows)
+
+
 class DatasetWriter:
     """Stream rows into a dataset directory; `close()` seals and commits it atomically.
 
     Use as a context manager: an exception aborts and removes the staged files.
     `subdir` places files under a Hive partition, e.g. `scenario_id=baseline_v1`.
+    Row groups are canonicalised and encoded on one background thread, in submission order (so the
+    bytes are those of a serial writer) while the caller produces the next rows; an encoding error is
+    raised by a later `write` or by `close`.
     """
 
     def __init__(self, target: Path, schema: pa.Schema, dataset_id: str, identity: dict | None, code_prefix: str,
@@ -127,6 +152,8 @@ class DatasetWriter:
         self._subdir = ""
         self.files: list[dict] = []
         self.rows = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
 
     # -- streaming
     def write(self, batch: pa.Table | pa.RecordBatch, subdir: str = "") -> None:
@@ -163,18 +190,28 @@ class DatasetWriter:
             k = self._parts.get(self._subdir, 0)
             self._parts[self._subdir] = k + 1
             path = d / f"part-{k:05d}.parquet"
-            self._writer = pq.ParquetWriter(path, self.schema, **WRITE_OPTIONS)
+            self._writer = pq.ParquetWriter(path, self.schema, **write_options(self.schema))
             self._writer_key = (path.relative_to(self.tmp).as_posix(), 0)
             self._rgs_in_part = 0
-        self._writer.write_table(_canonical(rg.replace_schema_metadata(self.schema.metadata)),
-                                 row_group_size=self.rg_rows)
+        self._submit(_encode, self._writer, rg.replace_schema_metadata(self.schema.metadata), self.rg_rows)
         self._rgs_in_part += 1
         rel, rows = self._writer_key
         self._writer_key = (rel, rows + rg.num_rows)
 
+    def _submit(self, fn, *args) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
+        self._pending.append(self._pool.submit(fn, *args))
+        while len(self._pending) > IN_FLIGHT:
+            self._pending.popleft().result()
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
     def _close_part(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            self._submit(self._writer.close)
             rel, rows = self._writer_key
             self.files.append({"path": rel, "rows": rows})
             self.rows += rows
@@ -188,6 +225,7 @@ class DatasetWriter:
             if not self.files:                           # an empty dataset still has one (empty) part
                 self._write_row_group(self.schema.empty_table())
                 self._close_part()
+            self._drain()
             seal(self.tmp, self.files, self.dataset_id, self.identity, self.extra)
             commit_dir(self.tmp, self.target, self.code)
         finally:
@@ -195,6 +233,12 @@ class DatasetWriter:
         return self.target
 
     def abort(self) -> None:
+        for f in self._pending:                          # let queued work finish before the files go
+            f.exception()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
