@@ -342,6 +342,21 @@ def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) ->
     """
     path = Path(path)
     name = dataset_id or path.name
+    files = sealed_files(path, code_prefix, dataset_id)
+    try:
+        parts = [_read_part(f, path) for f in files]
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT",
+                            f"cannot read parquet ({exc}); rerun its producing rule",
+                            {"path": str(path), "dataset": name}) from None
+
+
+def sealed_files(path: Path, code_prefix: str, dataset_id: str | None = None) -> list[str]:
+    """The Parquet files of a sealed dataset in manifest (path) order, checked against the manifest:
+    present, same size, nothing extra; otherwise `<code>.INPUT_MISSING` / `<code>.INPUT_CORRUPT`."""
+    path = Path(path)
+    name = dataset_id or path.name
     man = read_manifest(path) if path.is_dir() else None
     if man is None:
         raise EngineFailure(f"{code_prefix}.INPUT_MISSING",
@@ -358,14 +373,7 @@ def read_dataset(path: Path, code_prefix: str, dataset_id: str | None = None) ->
     if extra:
         raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT", "dataset holds files its manifest does not list; "
                             "rerun its producing rule", {"file": str(path / sorted(extra)[0]), "dataset": name})
-    try:
-        files = [str(path / e["path"]) for e in man["files"]]
-        parts = [_read_part(f, path) for f in files]
-        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT",
-                            f"cannot read parquet ({exc}); rerun its producing rule",
-                            {"path": str(path), "dataset": name}) from None
+    return [str(path / e["path"]) for e in man["files"]]
 
 
 def _read_part(file: str, root: Path) -> pa.Table:

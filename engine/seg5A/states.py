@@ -46,7 +46,8 @@ def s1_profile(ctx: RunContext) -> None:
     zones = classify.merchant_zones(datasets.read(ctx, "zone_alloc", code), datasets.read(ctx, "site_timezones", code))
     prof = classify.classify(zones, datasets.read(ctx, "merchant_ids", code),
                              datasets.read(ctx, "virtual_classification_3B", code),
-                             p["merchant_class_policy_5A"], p["demand_scale_policy_5A"], ctx.receipt["parameter_hash"])
+                             p["merchant_class_policy_5A"], p["demand_scale_policy_5A"], ctx.receipt["parameter_hash"],
+                             classify.preset_volume_scale(p["demand_scale_policy_5A"], ctx.config["preset"]))
     datasets.publish(ctx, prof, "merchant_zone_profile_5A", code)
     datasets.publish(ctx, classify.class_profile(prof), "merchant_class_profile_5A", code)
     rep.count(rows=prof.height, merchants=prof["merchant_id"].n_unique())
