@@ -47,7 +47,10 @@ def overlay_accumulate(ev_type, ev_local, ev_start, ev_end, ev_ramp, ev_amp, ev_
                 continue
             t = sig_tz[s]
             n = ev_end[e] - ev_start[e]
-            for L in range(nL[t]):
+            lo, hi = 0, nL[t]
+            if ev_local[e] == 1:                 # only slots inside the event window can match (0 <= j < n)
+                lo, hi = max(lo, ev_start[e] - L0[t]), min(hi, ev_end[e] - L0[t])
+            for L in range(lo, hi):
                 if ev_local[e] == 1:
                     j = L0[t] + L - ev_start[e]
                 else:

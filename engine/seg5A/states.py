@@ -96,9 +96,8 @@ def s4_scenarios(ctx: RunContext) -> None:
     rep = _SEG.report("S4")
     p = policies(ctx, "S4")
     prof = datasets.read(ctx, "merchant_zone_profile_5A", code)
-    bl = datasets.read(ctx, "merchant_zone_baseline_local_5A", code).sort("merchant_id", "zone_representation",
-                                                                            "bucket_index")
-    base = bl["lambda_local_base"].to_numpy().reshape(prof.height, T_WEEK)
+    # published in (merchant, zone, bucket) order (its contract's sort key): no string decode, no sort
+    base = baseline.base_matrix(datasets.read_table(ctx, "merchant_zone_baseline_local_5A", code), prof, code)
     cache = civil_time.flatten_cache(datasets.read_table(ctx, "tz_timetable_cache", code), code)
     hz = horizon.horizon_from_config(ctx.config, code_prefix=code)
     tzids = sorted(set(prof["zone_representation"].to_list()), key=str.encode)
