@@ -80,7 +80,8 @@ def bench(preset: str, out: Path, chunk_rows: int, scenario_id: str = "baseline_
     target = out / preset / "merchant_zone_scenario_utc"
     shutil.rmtree(target, ignore_errors=True)
     t = time.perf_counter()
-    with DatasetWriter(target, project.UTC_SCHEMA, "merchant_zone_scenario_utc_5A", None, "5A.S4") as w:
+    with DatasetWriter(target, project.UTC_SCHEMA, "merchant_zone_scenario_utc_5A", None, "5A.S4",
+                       column_encoding={"utc_horizon_bucket_index": "DELTA_BINARY_PACKED"}) as w:
         chunks = project.utc_chunks(prof, base, grid, sig, F, chunk_rows=chunk_rows, stats=st)
         for tb in (project.prefetched(chunks) if prefetch else chunks):
             w.write(tb, subdir=f"scenario_id={scenario_id}")

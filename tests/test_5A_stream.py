@@ -130,3 +130,10 @@ def test_base_matrix_checks_the_keys():
         with pytest.raises(EngineFailure) as e:
             baseline.base_matrix(bad, prof)
         assert e.value.code == "5A.S4.BASELINE_PROFILE_MISMATCH"
+
+
+def test_checked_max_is_max_or_minus_one_on_bad_values():
+    from engine.seg5A.kernels import checked_max
+    assert checked_max(np.array([1.0, 3.0, 2.0])) == 3.0 and checked_max(np.zeros(0)) == 0.0
+    for bad in (np.nan, -0.5, np.inf):
+        assert checked_max(np.array([1.0, bad, 2.0])) == -1.0

@@ -3,6 +3,7 @@ arrays out; no files, no logging. Every output element is computed by one fixed-
 not depend on threads or chunking."""
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
@@ -104,3 +105,16 @@ def compose_local(base, row_tz, row_sig, nL, kL, F, frac, width, out):
         o = r * width
         for L in range(width):
             out[o + L] = frac * base[r, kL[t, L]] * F[s, L] if L < nL[t] else 0.0
+
+
+@njit(cache=True, nogil=True)
+def checked_max(x):
+    """max(x) if every element is finite and >= 0, else -1.0 (one pass instead of isfinite/min/max)."""
+    m = 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not (v >= 0.0 and v < np.inf):            # NaN fails both comparisons
+            return -1.0
+        if v > m:
+            m = v
+    return m
