@@ -107,3 +107,23 @@ def scan_dataset(ctx: RunContext, dataset_id: str, code_prefix: str) -> Iterator
             if pk and not strict:
                 contracts._check_keys(t, dataset_id, code_prefix)
             yield part, t
+
+
+def read_columns(ctx: RunContext, dataset_id: str, code_prefix: str, columns: list[str]) -> pa.Table:
+    """`datasets.read_table` restricted to `columns` (same file and identity checks; no Hive partition
+    columns): a wide dataset read for a few of its columns decodes only those."""
+    if contracts.entry(dataset_id)["segment"] != ctx.io.segment:
+        check_upstream(ctx, dataset_id, code_prefix)
+    parts = []
+    for f in sealed_files(Path(ctx.io.input(dataset_id)), code_prefix, dataset_id):
+        try:
+            t = pq.read_table(f, columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT", f"cannot read parquet ({exc}); rerun its producing rule",
+                                {"file": f, "dataset": dataset_id}) from None
+        bad = identity_mismatch(t, ctx)
+        if bad:
+            raise EngineFailure(f"{code_prefix}.INPUT_STALE", f"dataset was built under another {bad[0]}; rerun its "
+                                "producing rule", {"file": f, "dataset": dataset_id})
+        parts.append(t)
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]

@@ -75,6 +75,9 @@ def baseline_long(profile: pl.DataFrame, base: np.ndarray, lift: np.ndarray) -> 
         pl.Series("tail_lift_applied", np.repeat(lift, T_WEEK)))
 
 
+BASE_COLUMNS = ["merchant_id", "zone_representation", "bucket_index", "lambda_local_base"]
+
+
 def base_matrix(table, profile: pl.DataFrame, code: str = "5A.S4") -> np.ndarray:
     """float64[rows, 168] λ_base from the published `merchant_zone_baseline_local_5A` (an Arrow table, in its
     contract's key order), aligned with the profile rows; checked on the keys (no string columns decoded

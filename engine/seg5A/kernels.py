@@ -72,6 +72,29 @@ def overlay_accumulate(ev_type, ev_local, ev_start, ev_end, ev_ramp, ev_amp, ev_
 
 
 @njit(cache=True, parallel=True)
+def combine_factors(val, rank, mask_when, mask_cap, lo, hi, F, bits):
+    """F[s, L] = clip(f_0 · f_1 · ... in type order, lo, hi), f_T = val[T, s, L] where type T is active
+    (rank >= 0) else 1, capped at 1 where a masking rule's type (mask_when[r]) is active and mask_cap[r, T];
+    bits[s, L] = Σ 2^T over the active types. val is read only where active."""
+    nT, n_sig, NL = rank.shape
+    for s in prange(n_sig):
+        for L in range(NL):
+            b = 0
+            for T in range(nT):
+                if rank[T, s, L] >= 0:
+                    b |= 1 << T
+            acc = 1.0
+            for T in range(nT):
+                f = val[T, s, L] if (b >> T) & 1 else 1.0
+                for r in range(mask_when.shape[0]):
+                    if mask_cap[r, T] and (b >> mask_when[r]) & 1 and f > 1.0:
+                        f = 1.0
+                acc = acc * f
+            F[s, L] = min(max(acc, lo), hi)
+            bits[s, L] = b
+
+
+@njit(cache=True, parallel=True)
 def compose_utc(base, row_tz, row_sig, row_mid, row_cg, ptr, cL, cw, kL, F, frac, H,
                 out, out_mid, out_tz, out_cg, out_h):
     """out[r·H + h] = frac · Σ_entries w · base[r, k(L)] · F[sig(r), L] over the CSR entries of (tz(r), h);

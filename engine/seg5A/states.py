@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import civil_time, datasets
+from engine.core import civil_time, datasets, scan
 from engine.core.context import RunContext
 from engine.core.gate import run_gate
 from engine.core.segment import Segment
@@ -97,7 +97,8 @@ def s4_scenarios(ctx: RunContext) -> None:
     p = policies(ctx, "S4")
     prof = datasets.read(ctx, "merchant_zone_profile_5A", code)
     # published in (merchant, zone, bucket) order (its contract's sort key): no string decode, no sort
-    base = baseline.base_matrix(datasets.read_table(ctx, "merchant_zone_baseline_local_5A", code), prof, code)
+    base = baseline.base_matrix(scan.read_columns(ctx, "merchant_zone_baseline_local_5A", code, baseline.BASE_COLUMNS),
+                                prof, code)
     cache = civil_time.flatten_cache(datasets.read_table(ctx, "tz_timetable_cache", code), code)
     hz = horizon.horizon_from_config(ctx.config, code_prefix=code)
     tzids = sorted(set(prof["zone_representation"].to_list()), key=str.encode)
