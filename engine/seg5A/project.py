@@ -67,7 +67,7 @@ def merchant_blocks(merchant_id: np.ndarray, chunk_rows: int) -> list[tuple[int,
 
 def _dict_col(codes: np.ndarray, vocab) -> pa.DictionaryArray:
     d = vocab if isinstance(vocab, pa.Array) else pa.array(list(vocab), pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), d)
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), d, safe=False)  # codes < len(d)
 
 
 def _row_cg(profile: pl.DataFrame) -> np.ndarray:
