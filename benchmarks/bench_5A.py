@@ -5,6 +5,11 @@
 S4 (projection + Parquet write through engine.core.publish.DatasetWriter) is the hot one: target
 >= 20M rows/s on full with peak RSS <= 4 GB (issue 11). The upstream is `engine.seg5A.synthetic` at the
 preset's merchant count; the horizon is config.yaml's (world.horizon_start_utc, presets.<p>).
+S5 needs a real world: `benchmarks/bench_world.py --preset dev full` times every state (and S5) on one.
+
+(A proposed `canonical_fast` dictionary re-encoding lived here; it was measured at 12-13 ms per 1M-row
+row group against 4-12 ms for the core's numba renumbering with its no-null fast path, same output, and
+was dropped.)
 """
 from __future__ import annotations
 
@@ -29,42 +34,6 @@ from engine.seg5A import baseline, calendar, classify, horizon, overlay, project
 from engine.seg5A.common import load_policies  # noqa: E402
 from engine.seg5A.scale import expected_arrivals  # noqa: E402
 from engine.seg5A.synthetic import synthetic_upstream  # noqa: E402
-
-
-def canonical_fast(table):
-    """PROPOSED fast path for engine.core.publish._canonical (not applied unless --canonical-fast-path).
-
-    Same bytes as the core function: a null-free dictionary column whose dictionary has unique values is
-    re-encoded by remapping its integer indices to first-appearance order (numpy, no string materialisation)
-    instead of casting to strings and hashing them again. Everything else takes the core path.
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from engine.core import publish as pub
-    cols = []
-    slow = []
-    for i, col in enumerate(table.columns):
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if pa.types.is_dictionary(arr.type):
-            d = arr.dictionary
-            if arr.null_count == 0 and d.null_count == 0 and len(pc.unique(d)) == len(d):
-                idx = arr.indices.to_numpy()
-                first = pc.unique(arr.indices).to_numpy()          # first-appearance order
-                remap = np.zeros(len(d), np.int64)
-                remap[first] = np.arange(len(first))
-                arr = pa.DictionaryArray.from_arrays(pa.array(remap[idx].astype(idx.dtype)), d.take(pa.array(first)))
-                arr = arr.cast(col.type)
-            else:
-                slow.append(i)
-        cols.append(arr)
-    out = pa.Table.from_arrays(cols, schema=table.schema)
-    if slow:
-        fixed = pub._canonical_core(table.select(slow))
-        for j, i in enumerate(slow):
-            out = out.set_column(i, table.schema.field(i), fixed.column(j))
-    return out
 
 
 def peak_rss_mb() -> float:
@@ -111,7 +80,8 @@ def bench(preset: str, out: Path, chunk_rows: int, scenario_id: str = "baseline_
     target = out / preset / "merchant_zone_scenario_utc"
     shutil.rmtree(target, ignore_errors=True)
     t = time.perf_counter()
-    with DatasetWriter(target, project.UTC_SCHEMA, "merchant_zone_scenario_utc_5A", None, "5A.S4") as w:
+    with DatasetWriter(target, project.UTC_SCHEMA, "merchant_zone_scenario_utc_5A", None, "5A.S4",
+                       column_encoding={"utc_horizon_bucket_index": "DELTA_BINARY_PACKED"}) as w:
         chunks = project.utc_chunks(prof, base, grid, sig, F, chunk_rows=chunk_rows, stats=st)
         for tb in (project.prefetched(chunks) if prefetch else chunks):
             w.write(tb, subdir=f"scenario_id={scenario_id}")
@@ -136,13 +106,7 @@ def main() -> None:
     ap.add_argument("--chunk-rows", type=int, default=500)
     ap.add_argument("--prefetch", action="store_true",
                     help="compose the next block in a background thread (helps only with a free core)")
-    ap.add_argument("--canonical-fast-path", action="store_true",
-                    help="monkeypatch the proposed publish._canonical fast path (see canonical_fast)")
     a = ap.parse_args()
-    if a.canonical_fast_path:
-        from engine.core import publish as pub
-        pub._canonical_core = pub._canonical
-        pub._canonical = canonical_fast
     out = a.out or Path(tempfile.mkdtemp(prefix="bench5A_"))
     for p in a.preset:
         print(json.dumps(bench(p, out, a.chunk_rows, prefetch=a.prefetch), indent=1), flush=True)

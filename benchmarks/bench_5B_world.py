@@ -70,8 +70,8 @@ def floor(results: Path, max_rows: int) -> tuple[int, float]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from engine.core.datasets import write_options
-    from engine.core.publish import ROW_GROUP_ROWS
+    from engine.core.datasets import column_encoding
+    from engine.core.publish import ROW_GROUP_ROWS, write_options
     files = sorted((results / "5B/arrival_events").rglob("*.parquet"))
     tabs, n = [], 0
     for f in files:
@@ -85,7 +85,8 @@ def floor(results: Path, max_rows: int) -> tuple[int, float]:
     table = pa.concat_tables(tabs).combine_chunks()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        with pq.ParquetWriter(Path(tmp) / "floor.parquet", table.schema, **write_options("arrival_events_5B")) as w:
+        opts = write_options(table.schema, column_encoding("arrival_events_5B"))
+        with pq.ParquetWriter(Path(tmp) / "floor.parquet", table.schema, **opts) as w:
             for a in range(0, table.num_rows, ROW_GROUP_ROWS):
                 w.write_table(table.slice(a, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
         return table.num_rows, time.perf_counter() - t0

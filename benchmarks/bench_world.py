@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -45,13 +46,15 @@ def bench(preset: str) -> list[tuple[str, int, float]]:
         results = Path(tmp) / "results"
         ctx = pipeline.prepare(results, pipeline.load_config(preset=preset))
         timings: dict[str, float] = {}
+        peak: dict[str, float] = {}                     # process peak RSS (MB) after each segment
         for seg in SEGMENTS:
             pipeline.run_segment(ctx, seg, timings)
+            peak[seg] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out = []
         for key, secs in timings.items():
             ds = MAIN[key.split(".")[0]][key.split(".")[1]]
             rows = sum(pq.read_metadata(f).num_rows for f in contracts.dataset_path(results, ds).rglob("*.parquet"))
-            out.append((key, rows, secs))
+            out.append((key, rows, secs, peak[key.split(".")[0]]))
         return out
 
 
@@ -66,9 +69,11 @@ def main() -> None:
         rows = bench(preset)
         total = time.perf_counter() - t0
         print(f"\n{'+'.join(SEGMENTS)} on preset {preset} ({total:.1f}s wall, incl. reference tables + receipt)")
-        print(f"{'state':<8}{'rows':>10}{'seconds':>10}{'rows/s':>12}  output")
-        for key, n, secs in rows:
-            print(f"{key:<8}{n:>10,}{secs:>10.3f}{n / secs:>12,.0f}  {MAIN[key.split('.')[0]][key.split('.')[1]]}")
+        print(f"{'state':<8}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak MB':>9}  output")
+        for key, n, secs, mb in rows:
+            print(f"{key:<8}{n:>12,}{secs:>10.3f}{n / secs:>12,.0f}{mb:>9,.0f}  "
+                  f"{MAIN[key.split('.')[0]][key.split('.')[1]]}")
+        print("peak MB: the process's peak RSS at the end of the state's segment (runs share one process)")
 
 
 if __name__ == "__main__":

@@ -496,12 +496,28 @@ def test_two_runs_identical_bytes(P, tmp_path):
     assert a["files"] == b["files"] and len(a["files"]) > 1
 
 
-def test_arrival_scale_within_half_an_order_of_design(P):
+def test_arrival_scale_within_a_factor_1_5_of_design(P):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    got = scale.preset_arrivals(cfg, P)
+    assert set(got) >= {"tiny", "dev", "full"}
+    for name in ("tiny", "dev", "full"):
+        assert abs(got[name]["log10_ratio"]) <= math.log10(1.5), (name, got[name])
+
+
+def test_preset_volume_scale_is_the_calibrated_one_and_scales_volumes(P):
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     cfg["presets"] = {k: v for k, v in cfg["presets"].items() if k in ("tiny", "dev")}
-    got = scale.preset_arrivals(cfg, P)
-    for name, r in got.items():
-        assert abs(r["log10_ratio"]) <= 0.5, (name, r)
+    cal = scale.calibrate_preset_scales(cfg, P)
+    conf = P["demand_scale_policy_5A"]["preset_volume_scale"]
+    for name, s in cal.items():
+        assert abs(s / conf[name] - 1) < 0.02, (name, s, conf[name])
+    a = scale.profile_for(40, P, PH, preset=None)["weekly_volume_expected"].to_numpy()
+    b = scale.profile_for(40, P, PH, preset="nope")["weekly_volume_expected"].to_numpy()
+    c = scale.profile_for(40, P, PH, preset="full")["weekly_volume_expected"].to_numpy()
+    assert np.array_equal(a, b)                     # an unlisted preset is unscaled
+    cap = P["demand_scale_policy_5A"]["realism_targets"]["max_weekly_volume_expected"]
+    small = a < cap                                 # not soft-capped at scale 1, so not at s < 1 either
+    assert np.allclose(c[small], a[small] * conf["full"], rtol=1e-12)
 
 
 def test_scenario_manifest_from_config(P):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from engine.core import detmath
 from engine.core.errors import EngineFailure
@@ -72,3 +73,26 @@ def baseline_long(profile: pl.DataFrame, base: np.ndarray, lift: np.ndarray) -> 
         pl.Series("bucket_index", np.tile(np.arange(T_WEEK, dtype=np.int16), n)),
         pl.Series("lambda_local_base", base.reshape(-1)),
         pl.Series("tail_lift_applied", np.repeat(lift, T_WEEK)))
+
+
+BASE_COLUMNS = ["merchant_id", "zone_representation", "bucket_index", "lambda_local_base"]
+
+
+def base_matrix(table, profile: pl.DataFrame, code: str = "5A.S4") -> np.ndarray:
+    """float64[rows, 168] λ_base from the published `merchant_zone_baseline_local_5A` (an Arrow table, in its
+    contract's key order), aligned with the profile rows; checked on the keys (no string columns decoded
+    beyond one per profile row, no sort)."""
+    n = profile.height
+    if table.num_rows != n * T_WEEK:
+        raise EngineFailure(f"{code}.BASELINE_PROFILE_MISMATCH", "baseline rows != 168 per profile row",
+                            {"rows": table.num_rows, "profile_rows": n})
+    first = np.arange(n) * T_WEEK
+    h = table.column("bucket_index").to_numpy()
+    mid = table.column("merchant_id").to_numpy()[first]
+    zone = table.column("zone_representation").take(first).cast(pa.string()).to_pylist()
+    if not (np.array_equal(h, np.tile(np.arange(T_WEEK, dtype=h.dtype), n))
+            and np.array_equal(mid, profile["merchant_id"].to_numpy())
+            and zone == profile["zone_representation"].to_list()):
+        raise EngineFailure(f"{code}.BASELINE_PROFILE_MISMATCH", "baseline keys are not the profile rows x 168 buckets",
+                            {"profile_rows": n})
+    return table.column("lambda_local_base").to_numpy().reshape(n, T_WEEK)

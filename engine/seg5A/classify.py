@@ -56,9 +56,16 @@ def sector_lookup(policy: dict) -> np.ndarray:
     return out
 
 
+def preset_volume_scale(ds: dict, preset: str | None) -> float:
+    """The preset's arrival-scale multiplier on every weekly volume (demand_scale_policy_5A header); 1 for a
+    preset the policy does not list."""
+    return float((ds.get("preset_volume_scale") or {}).get(preset, 1.0))
+
+
 def classify(zones: pl.DataFrame, merchants: pl.DataFrame, virtual: pl.DataFrame | None,
-             mc: dict, ds: dict, parameter_hash: str) -> pl.DataFrame:
-    """`merchant_zone_profile_5A` rows for the zones (chapter 5A §S1 steps 2-7), sorted by primary key."""
+             mc: dict, ds: dict, parameter_hash: str, volume_scale: float = 1.0) -> pl.DataFrame:
+    """`merchant_zone_profile_5A` rows for the zones (chapter 5A §S1 steps 2-7), sorted by primary key.
+    `volume_scale` is the preset's multiplier (`preset_volume_scale`), applied with global_multiplier."""
     m = merchants.select(pl.col("merchant_id").cast(pl.UInt64), pl.col("mcc").cast(pl.Int32),
                          pl.col("channel").cast(pl.String))
     if virtual is None:
@@ -105,10 +112,10 @@ def classify(zones: pl.DataFrame, merchants: pl.DataFrame, virtual: pl.DataFrame
         .otherwise(pl.lit("nonvirtual:") + pl.col("channel_group") + pl.lit(":") + pl.col("sector")).alias("class_source"))
     if df["demand_class"].null_count():
         raise _fail("CLASS_ASSIGNMENT_FAILED", "no class for a merchant-zone")
-    return _scale(df, ds, parameter_hash).sort(PROFILE_SORT)
+    return _scale(df, ds, parameter_hash, volume_scale).sort(PROFILE_SORT)
 
 
-def _scale(df: pl.DataFrame, ds: dict, ph: str) -> pl.DataFrame:
+def _scale(df: pl.DataFrame, ds: dict, ph: str, volume_scale: float = 1.0) -> pl.DataFrame:
     """Per-site Pareto quantile and the weekly volume (chapter 5A §S1 steps 4-7)."""
     cp = {c["demand_class"]: c for c in ds["class_params"]}
     cls = df["demand_class"].to_list()
@@ -130,7 +137,7 @@ def _scale(df: pl.DataFrame, ds: dict, ph: str) -> pl.DataFrame:
     virt = df["virtual_mode"].replace_strict(ds["virtual_mode_multipliers"], return_dtype=pl.Float64).to_numpy()
     chan = df["channel_group"].replace_strict(ds["channel_group_multipliers"], return_dtype=pl.Float64).to_numpy()
     brand = detmath.exp(ds["brand_size_exponent"] * detmath.log(S))
-    w = ds["global_multiplier"] * n * per_site * role * brand * virt * chan
+    w = ds["global_multiplier"] * volume_scale * n * per_site * role * brand * virt * chan
     w = np.where(n > 0, w, 0.0)
     rt = ds["realism_targets"]
     cap = rt["max_weekly_volume_expected"]

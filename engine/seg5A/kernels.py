@@ -3,6 +3,7 @@ arrays out; no files, no logging. Every output element is computed by one fixed-
 not depend on threads or chunking."""
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
@@ -47,7 +48,10 @@ def overlay_accumulate(ev_type, ev_local, ev_start, ev_end, ev_ramp, ev_amp, ev_
                 continue
             t = sig_tz[s]
             n = ev_end[e] - ev_start[e]
-            for L in range(nL[t]):
+            lo, hi = 0, nL[t]
+            if ev_local[e] == 1:                 # only slots inside the event window can match (0 <= j < n)
+                lo, hi = max(lo, ev_start[e] - L0[t]), min(hi, ev_end[e] - L0[t])
+            for L in range(lo, hi):
                 if ev_local[e] == 1:
                     j = L0[t] + L - ev_start[e]
                 else:
@@ -65,6 +69,29 @@ def overlay_accumulate(ev_type, ev_local, ev_start, ev_end, ev_ramp, ev_amp, ev_
                             val[T, s, L] = f
                     elif f > val[T, s, L]:
                         val[T, s, L] = f
+
+
+@njit(cache=True, parallel=True)
+def combine_factors(val, rank, mask_when, mask_cap, lo, hi, F, bits):
+    """F[s, L] = clip(f_0 · f_1 · ... in type order, lo, hi), f_T = val[T, s, L] where type T is active
+    (rank >= 0) else 1, capped at 1 where a masking rule's type (mask_when[r]) is active and mask_cap[r, T];
+    bits[s, L] = Σ 2^T over the active types. val is read only where active."""
+    nT, n_sig, NL = rank.shape
+    for s in prange(n_sig):
+        for L in range(NL):
+            b = 0
+            for T in range(nT):
+                if rank[T, s, L] >= 0:
+                    b |= 1 << T
+            acc = 1.0
+            for T in range(nT):
+                f = val[T, s, L] if (b >> T) & 1 else 1.0
+                for r in range(mask_when.shape[0]):
+                    if mask_cap[r, T] and (b >> mask_when[r]) & 1 and f > 1.0:
+                        f = 1.0
+                acc = acc * f
+            F[s, L] = min(max(acc, lo), hi)
+            bits[s, L] = b
 
 
 @njit(cache=True, parallel=True)
@@ -101,3 +128,16 @@ def compose_local(base, row_tz, row_sig, nL, kL, F, frac, width, out):
         o = r * width
         for L in range(width):
             out[o + L] = frac * base[r, kL[t, L]] * F[s, L] if L < nL[t] else 0.0
+
+
+@njit(cache=True, nogil=True)
+def checked_max(x):
+    """max(x) if every element is finite and >= 0, else -1.0 (one pass instead of isfinite/min/max)."""
+    m = 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not (v >= 0.0 and v < np.inf):            # NaN fails both comparisons
+            return -1.0
+        if v > m:
+            m = v
+    return m

@@ -20,7 +20,7 @@ from engine.core.errors import EngineFailure
 
 from .common import EVENT_TYPES
 from .horizon import LocalGrid
-from .kernels import overlay_accumulate
+from .kernels import combine_factors, overlay_accumulate
 
 SIG_KEY = ["demand_class", "legal_country_iso", "zone_representation", "sig_merchant"]
 
@@ -95,7 +95,8 @@ def overlay_factors(calendar: pl.DataFrame, sig: Signatures, grid: LocalGrid, ov
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(F float64[n_sig, NL], active uint8[n_sig, NL] bitmask OUTAGE=1 STRESS=2 CAMPAIGN=4 PAYDAY=8 HOLIDAY=16)."""
     n_sig, NL = sig.table.height, grid.width
-    val = np.ones((len(EVENT_TYPES), n_sig, NL), np.float64)
+    # val is written wherever rank becomes >= 0 and read only there: no need to touch all of it
+    val = np.empty((len(EVENT_TYPES), n_sig, NL), np.float64)
     rank = np.full((len(EVENT_TYPES), n_sig, NL), -1, np.int8)
     is_min = np.array([ordering["within_type_aggregation"][t]["mode"] == "MIN" for t in EVENT_TYPES], np.bool_)
     if calendar.height and n_sig:
@@ -105,21 +106,16 @@ def overlay_factors(calendar: pl.DataFrame, sig: Signatures, grid: LocalGrid, ov
                            ev["ev_rin"], ev["ev_rout"], ev["ev_country"], ev["ev_tz"], ev["ev_class"], ev["ev_merchant"],
                            ev["ev_rank"], sa["sig_country"], sa["sig_tz"], sa["sig_class"], sa["sig_merchant"],
                            grid.L0, grid.nL, grid.rep_h, is_min, val, rank)
-    active = rank >= 0
-    f = np.where(active, val, 1.0)
-    for rule in ordering["masking_rules"]:
-        on = active[EVENT_TYPES.index(rule["when_active"])]
-        for t in rule["cap_at_one"]:
-            i = EVENT_TYPES.index(t)
-            f[i] = np.where(on, np.minimum(f[i], 1.0), f[i])
-    F = np.ones((n_sig, NL), np.float64)
-    for i in range(len(EVENT_TYPES)):           # fixed product order: OUTAGE, STRESS, CAMPAIGN, PAYDAY, HOLIDAY
-        F = F * f[i]
+    rules = ordering["masking_rules"]
+    when = np.array([EVENT_TYPES.index(r["when_active"]) for r in rules], np.int64)
+    cap = np.zeros((len(rules), len(EVENT_TYPES)), np.bool_)
+    for i, r in enumerate(rules):
+        cap[i, [EVENT_TYPES.index(t) for t in r["cap_at_one"]]] = True
     comb = overlay["combination"]
-    F = np.clip(F, comb["min_factor"], comb["max_factor"])
-    bits = np.zeros((n_sig, NL), np.uint8)
-    for i in range(len(EVENT_TYPES)):
-        bits |= (active[i].astype(np.uint8) << i)
+    F = np.empty((n_sig, NL), np.float64)
+    bits = np.empty((n_sig, NL), np.uint8)
+    # masks, then the product in the fixed order OUTAGE, STRESS, CAMPAIGN, PAYDAY, HOLIDAY, then the clamp
+    combine_factors(val, rank, when, cap, float(comb["min_factor"]), float(comb["max_factor"]), F, bits)
     if not np.all(np.isfinite(F)):
         raise EngineFailure("5A.S4.OVERLAY_EVAL_FAILED", "overlay factor not finite", {})
     return F, bits

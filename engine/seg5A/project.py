@@ -21,7 +21,7 @@ from engine.core.errors import EngineFailure
 
 from .common import CHANNEL_GROUPS
 from .horizon import DAY_US, LocalGrid
-from .kernels import compose_local, compose_utc
+from .kernels import checked_max, compose_local, compose_utc
 from .overlay import Signatures
 
 UTC_SCHEMA = pa.schema([
@@ -66,7 +66,8 @@ def merchant_blocks(merchant_id: np.ndarray, chunk_rows: int) -> list[tuple[int,
 
 
 def _dict_col(codes: np.ndarray, vocab) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), pa.array(list(vocab), pa.string()))
+    d = vocab if isinstance(vocab, pa.Array) else pa.array(list(vocab), pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), d, safe=False)  # codes < len(d)
 
 
 def _row_cg(profile: pl.DataFrame) -> np.ndarray:
@@ -87,6 +88,7 @@ def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Si
     mid = profile["merchant_id"].to_numpy().astype(np.uint64)
     cg = _row_cg(profile).astype(np.int32)
     base = np.ascontiguousarray(base, np.float64)
+    tz_vocab, cg_vocab = pa.array(list(grid.tzids), pa.string()), pa.array(list(CHANNEL_GROUPS), pa.string())
     for r0, r1 in merchant_blocks(mid, chunk_rows):
         n = r1 - r0
         lam = np.empty(n * H, np.float64)
@@ -94,13 +96,15 @@ def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Si
         o_tz, o_cg = np.empty(n * H, np.int32), np.empty(n * H, np.int32)
         compose_utc(base[r0:r1], sig.row_tz[r0:r1], sig.row_sig[r0:r1], mid[r0:r1], cg[r0:r1], grid.ptr, grid.cL,
                     grid.cw, grid.k, F, grid.frac, H, lam, o_mid, o_tz, o_cg, o_h)
-        _check(lam, r0, profile)
+        top = checked_max(lam)
+        if top < 0.0:
+            _check(lam, r0, profile)
         if stats is not None:
             stats.rows += lam.size
             stats.chunks += 1
             stats.chunk_sums.append(float(np.sum(lam)))
-            stats.max_lambda = max(stats.max_lambda, float(lam.max(initial=0.0)))
-        yield pa.Table.from_arrays([pa.array(o_mid), _dict_col(o_tz, grid.tzids), _dict_col(o_cg, CHANNEL_GROUPS),
+            stats.max_lambda = max(stats.max_lambda, top)
+        yield pa.Table.from_arrays([pa.array(o_mid), _dict_col(o_tz, tz_vocab), _dict_col(o_cg, cg_vocab),
                                     pa.array(o_h), pa.array(lam)], schema=UTC_SCHEMA)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import civil_time, datasets
+from engine.core import civil_time, datasets, scan
 from engine.core.context import RunContext
 from engine.core.gate import run_gate
 from engine.core.segment import Segment
@@ -46,7 +46,8 @@ def s1_profile(ctx: RunContext) -> None:
     zones = classify.merchant_zones(datasets.read(ctx, "zone_alloc", code), datasets.read(ctx, "site_timezones", code))
     prof = classify.classify(zones, datasets.read(ctx, "merchant_ids", code),
                              datasets.read(ctx, "virtual_classification_3B", code),
-                             p["merchant_class_policy_5A"], p["demand_scale_policy_5A"], ctx.receipt["parameter_hash"])
+                             p["merchant_class_policy_5A"], p["demand_scale_policy_5A"], ctx.receipt["parameter_hash"],
+                             classify.preset_volume_scale(p["demand_scale_policy_5A"], ctx.config["preset"]))
     datasets.publish(ctx, prof, "merchant_zone_profile_5A", code)
     datasets.publish(ctx, classify.class_profile(prof), "merchant_class_profile_5A", code)
     rep.count(rows=prof.height, merchants=prof["merchant_id"].n_unique())
@@ -95,9 +96,9 @@ def s4_scenarios(ctx: RunContext) -> None:
     rep = _SEG.report("S4")
     p = policies(ctx, "S4")
     prof = datasets.read(ctx, "merchant_zone_profile_5A", code)
-    bl = datasets.read(ctx, "merchant_zone_baseline_local_5A", code).sort("merchant_id", "zone_representation",
-                                                                            "bucket_index")
-    base = bl["lambda_local_base"].to_numpy().reshape(prof.height, T_WEEK)
+    # published in (merchant, zone, bucket) order (its contract's sort key): no string decode, no sort
+    base = baseline.base_matrix(scan.read_columns(ctx, "merchant_zone_baseline_local_5A", code, baseline.BASE_COLUMNS),
+                                prof, code)
     cache = civil_time.flatten_cache(datasets.read_table(ctx, "tz_timetable_cache", code), code)
     hz = horizon.horizon_from_config(ctx.config, code_prefix=code)
     tzids = sorted(set(prof["zone_representation"].to_list()), key=str.encode)
@@ -106,6 +107,7 @@ def s4_scenarios(ctx: RunContext) -> None:
     scen = manifest.scenarios_to_run(ctx.config, p["scenario_horizon_config_5A"], code)
     cals, meta = [], {}
     stats = project.StreamStats()
+    # the bucket index counts up 0..H-1 per zone: delta-encoded (contract x-parquet) it is ~0 bytes
     with datasets.writer(ctx, "merchant_zone_scenario_utc_5A", code) as w:
         for s in sorted(scen, key=lambda s: s["scenario_id"]):
             cal = calendar.generate_calendar(s, hz, countries, tzids, p["scenario_calendar_generator_5A"])
