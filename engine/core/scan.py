@@ -51,8 +51,10 @@ def _first_out_of_order(keys: list[np.ndarray], strict: bool) -> int:
     return int(np.argmax(bad)) if bad.any() else -1
 
 
-def scan_dataset(ctx: RunContext, dataset_id: str, code_prefix: str) -> Iterator[tuple[dict, pa.Table]]:
-    """(Hive partition values, row group) of a dataset this state declared, in file (= key) order."""
+def scan_dataset(ctx: RunContext, dataset_id: str, code_prefix: str,
+                 partition: dict[str, str] | None = None) -> Iterator[tuple[dict, pa.Table]]:
+    """(Hive partition values, row group) of a dataset this state declared, in file (= key) order;
+    with `partition`, only the files of that partition (e.g. {"scenario_id": "baseline_v1"})."""
     ent = contracts.entry(dataset_id)
     if ent["segment"] != ctx.io.segment:
         check_upstream(ctx, dataset_id, code_prefix)
@@ -69,6 +71,8 @@ def scan_dataset(ctx: RunContext, dataset_id: str, code_prefix: str) -> Iterator
     for f in sealed_files(root, code_prefix, dataset_id):
         rel = Path(f).relative_to(root).parts[:-1]
         part = dict(p.partition("=")[::2] for p in rel)
+        if partition and any(part.get(k) != v for k, v in partition.items()):
+            continue
         if part != prev_part:                            # keys and order hold within each partition
             prev_part, prev_last = part, None
         try:
