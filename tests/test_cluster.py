@@ -120,7 +120,7 @@ def worlds(slurm, tmp_path_factory):
     rc, second = run(SLURM, onslurm, base / "slurm2.log")
     assert rc == 0, second[-3000:]
     figures["slurm_s"] = time.monotonic() - t0
-    figures["jobs"] = len(jobs_of(run_id(first))) + len(jobs_of(run_id(second)))
+    figures["jobs"] = sum(t.count("has been submitted with SLURM jobid") for t in (first, second))
     figures.update(killed=killed, first=first, second=second)
     print(f"\ntiny world: local {figures['local_s']:.0f} s; slurm {figures['slurm_s']:.0f} s "
           f"with {figures['jobs']} SLURM jobs (one scancel'd: {killed})")

@@ -9,7 +9,9 @@
 #
 # Works without systemd and without cgroups (containers): daemons are started directly,
 # ProctrackType=proctrack/linuxproc, TaskPlugin=task/none, no cgroup.conf. No slurmdbd: accounting
-# storage is none (sacct then asks slurmctld, which keeps finished jobs for MinJobAge seconds).
+# storage is none, so sacct answers "accounting storage is disabled"; the executor plugin polls
+# squeue instead (profiles/slurm: slurm-status-command: squeue), which lists finished jobs for
+# MinJobAge seconds.
 # Exit codes: 0 ok; 1 not up (status); 2 cannot bring SLURM up here (not root, install failed,
 # a daemon did not start); 3 /etc/slurm/slurm.conf belongs to another cluster (left alone).
 set -euo pipefail
@@ -75,8 +77,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 ReturnToService=2
-# Finished jobs stay visible to squeue/sacct for 10 minutes (the executor plugin polls them).
-MinJobAge=600
+# Finished jobs stay visible to squeue/sacct for an hour (the executor plugin polls them; the test
+# reads the resources every job of a build got).
+MinJobAge=3600
 SlurmdTimeout=60
 InactiveLimit=0
 KillWait=10
@@ -116,6 +119,10 @@ up() {
   if [ -f "$CONF" ] && ! ours; then
     say "$CONF belongs to another cluster; not touching it"
     status && return 0 || return 3
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    status && return 0
+    say "SLURM is not up and configuring it needs root"; return 2
   fi
   local changed=0
   write_conf && changed=1
