@@ -9,11 +9,12 @@ min_version("8.0")
 # environment runs them (a venv with `pip install -e .`, a conda env, a cluster node).
 sys.path.insert(0, workflow.basedir)
 
+from engine.core import resources as wf_resources  # noqa: E402
 from engine.core import workflow as wf  # noqa: E402
 
 # Parse-time checks (engine/core/workflow.py): the config and every policy are validated, damaged
 # datasets un-sealed so their producers rerun, locks of a killed run cleared.
-config.update(wf.parse_time(workflow.basedir, config))
+config.update(wf.parse_time(workflow.basedir, config, repair=workflow.is_main_process))
 
 
 report: "report/workflow.rst"
@@ -29,6 +30,10 @@ include: "rules/3A.smk"
 include: "rules/3B.smk"
 include: "rules/5A.smk"
 include: "rules/5B.smk"
+
+
+# mem_mb, runtime and cpus_per_task of every rule above scale with the preset (engine/core/resources.py).
+wf_resources.apply(workflow, config["preset"])
 
 
 rule all:

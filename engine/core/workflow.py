@@ -254,9 +254,11 @@ def clear_stale_locks(workdir: Path) -> bool:
     return True
 
 
-def parse_time(basedir: str, config: dict) -> dict:
+def parse_time(basedir: str, config: dict, repair: bool = True) -> dict:
     """Everything the Snakefile does before building the DAG; returns the effective config.
-    A bad config or policy prints one ERROR line and exits 1 (no traceback, nothing written)."""
+    A bad config or policy prints one ERROR line and exits 1 (no traceback, nothing written).
+    `repair=False` (a cluster job re-parsing the Snakefile) skips un-sealing and lock removal: only
+    the main Snakemake process may do those (a job on another node sees no live Snakemake there)."""
     import sys
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (basedir, os.environ.get("PYTHONPATH")) if p)
     try:
@@ -265,6 +267,9 @@ def parse_time(basedir: str, config: dict) -> dict:
     except ConfigError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         raise SystemExit(1) from None
+    if not repair:
+        config.clear()
+        return cfg
     for msg in unseal_damaged(Path(basedir) / "results"):
         sys.stderr.write(f"WARNING: damaged dataset {msg}\n")
     if clear_stale_locks(Path(basedir)):
