@@ -28,3 +28,12 @@ def state_outputs(state_id):
             outs["summary"], caption=f"../report/{seg}_summary.rst", category=seg
         )
     return outs
+
+
+def shard_outputs(state_id):
+    """Outputs of one shard job of a shardable state (wildcards k, n)."""
+    return stateio.declare(state_id, shard=("{k}", "{n}"))[1]
+
+
+def merge_inputs(state_id):
+    return stateio.declare(state_id, merge=stateio.shards(config, state_id))[0]

@@ -30,9 +30,14 @@ def parameter_files(root: Path, extra: dict[str, Path] | None = None) -> dict[st
     return dict(sorted(files.items()))
 
 
+EXECUTION_KEYS = ("shards",)      # how the work is split (shards), not what is built
+
+
 def canonical_config(config: dict) -> str:
-    """The effective config as canonical JSON (sorted keys, no whitespace)."""
-    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    """The effective config as canonical JSON (sorted keys, no whitespace), without the execution keys:
+    the same world built by 1 or 8 jobs is the same world."""
+    cfg = {k: v for k, v in config.items() if k not in EXECUTION_KEYS}
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
 
 
 def parameter_hash(files: dict[str, Path], config: dict | None = None) -> tuple[str, list[dict]]:

@@ -39,8 +39,25 @@ def produced_by(state_id: str) -> list[str]:
     return [d for d, e in contracts.dictionary().items() if e["produced_by"] == state_id]
 
 
-def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(inputs, outputs): name -> repository-relative path."""
+def shards(config: dict, state_id: str) -> int:
+    """How many jobs a `shardable` state is split into (config `shards`; 1 = one job, no merge)."""
+    if not states().get(state_id, {}).get("shardable"):
+        return 1
+    return max(1, int(config.get("shards", 1)))
+
+
+def shard_dir(state_id: str, k, n) -> str:
+    seg, st = state_id.split(".")
+    return f"results/{seg}/_shards/{st}/{k}-of-{n}"
+
+
+def declare(state_id: str, shard: tuple | None = None, merge: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(inputs, outputs): name -> repository-relative path.
+
+    A `shardable` state split into n jobs: job k (`shard=(k, n)`) reads what the state reads and
+    writes its datasets, trace and report under `shard_dir`, for its merchants only; the merge
+    (`merge=n`) reads the n shards' outputs and writes the state's own outputs, byte for byte what
+    one job writes (engine.core.shards)."""
     try:
         spec = states()[state_id]
     except KeyError:
@@ -73,6 +90,22 @@ def declare(state_id: str) -> tuple[dict[str, str], dict[str, str]]:
         for other, o in states().items():
             if other.startswith(seg + ".") and o.get("rng"):
                 ins[f"trace_{other.split('.')[1]}"] = f"{base}/rng/{other.split('.')[1]}.trace.json"
+    if shard is not None:
+        sd = shard_dir(state_id, *shard)
+        outs = {d: f"{sd}/{Path(contracts.entry(d)['path']).name}/{MANIFEST}" for d in produced_by(state_id)}
+        outs["report"] = f"{sd}/run_report.json"
+        if spec.get("rng"):
+            outs["trace"] = f"{sd}/trace.json"
+        return ins, outs
+    if merge is not None:
+        ins = {"receipt": RECEIPT, "gate": f"{base}/S0/gate_receipt.json"}
+        for k in range(merge):
+            sd = shard_dir(state_id, k, merge)
+            ins.update({f"shard{k}_{d}": f"{sd}/{Path(contracts.entry(d)['path']).name}/{MANIFEST}"
+                        for d in produced_by(state_id)})
+            ins[f"shard{k}_report"] = f"{sd}/run_report.json"
+            if spec.get("rng"):
+                ins[f"shard{k}_trace"] = f"{sd}/trace.json"
     outs: dict[str, str] = {d: dataset_manifest(d) for d in produced_by(state_id)}
     outs["report"] = f"{base}/{st}/run_report.json"
     if spec.get("rng"):
@@ -100,6 +133,7 @@ class StateIO:
     inputs: dict[str, Path]
     outputs: dict[str, Path]
     opened: list[str] = field(default_factory=list)
+    shard: tuple[int, int] | None = None     # (k, n): this job is shard k of n of a shardable state
 
     @property
     def segment(self) -> str:
@@ -126,16 +160,20 @@ class StateIO:
         return self.input(f"policy_{seg}_{name}")
 
     @classmethod
-    def resolve(cls, state_id: str, results: Path, root: Path) -> StateIO:
+    def resolve(cls, state_id: str, results: Path, root: Path, shard: tuple[int, int] | None = None,
+                merge: int | None = None) -> StateIO:
         """The declared paths, with `results/` mapped to `results` and `config/` under `root`."""
-        ins, outs = declare(state_id)
+        ins, outs = declare(state_id, shard, merge)
 
         def where(rel: str) -> Path:
             r = Path(rel)
             return Path(results) / r.relative_to("results") if r.parts[0] == "results" else Path(root) / r
-        return cls(state_id, {k: where(v) for k, v in ins.items()}, {k: where(v) for k, v in outs.items()})
+        return cls(state_id, {k: where(v) for k, v in ins.items()}, {k: where(v) for k, v in outs.items()},
+                   shard=shard)
 
     @classmethod
     def from_snakemake(cls, state_id: str, smk) -> StateIO:
+        w = dict(smk.wildcards.items())
+        shard = (int(w["k"]), int(w["n"])) if "k" in w and "n" in w else None
         return cls(state_id, {k: Path(v) for k, v in smk.input.items()},
-                   {k: Path(v) for k, v in smk.output.items()})
+                   {k: Path(v) for k, v in smk.output.items()}, shard=shard)

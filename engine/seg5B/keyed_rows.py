@@ -33,6 +33,10 @@ class KeyedRows:
     values: dict[str, np.ndarray]
     zones: tuple[str, ...]   # sorted by bytes
 
+    def subset(self, keep: np.ndarray) -> KeyedRows:
+        return KeyedRows(self.mid[keep], self.zone[keep], self.chan[keep], self.bucket[keep],
+                         {k: v[keep] for k, v in self.values.items()}, self.zones)
+
 
 def vocab_codes(col: pa.ChunkedArray, vocab: dict[str, int]) -> np.ndarray:
     """int32 codes of a string/dictionary column into `vocab` (grown in first-seen order)."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tzdata
 
-from engine.core import civil_time, datasets, rng, tzcache
+from engine.core import civil_time, datasets, rng, shards, tzcache
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 from engine.core.gate import run_gate
@@ -298,6 +298,11 @@ class _Progress:
             self.next = self.done + self.total / 10
 
 
+def s4_merge(ctx: RunContext) -> None:
+    """S4 run as several shard jobs: their outputs merged into S4's (engine.core.shards)."""
+    shards.merge(ctx, "5B.S4")
+
+
 def s4_arrivals(ctx: RunContext) -> None:
     code = "5B.S4"
     rep = _SEG.report("S4")
@@ -317,6 +322,9 @@ def s4_arrivals(ctx: RunContext) -> None:
             cp = A.coarse_plan(dom, plan, derive(ctx, sid))
             r = counts_rows(ctx, sid, code)
             row_c = rows_on_domain(r, dom, f"{code}.BUCKET_COUNT_MISMATCH")
+            if ctx.io.shard is not None:                 # one job of several: this shard's merchants only
+                keep = shards.merchant_mask(cp.c_mid, ctx.io.shard)[row_c]
+                r, row_c = r.subset(keep), row_c[keep]
             n = r.values["count_N"].astype(np.int64)
             prog = _Progress(ctx, sid, int(n.sum()))
             sub = f"scenario_id={sid}"
