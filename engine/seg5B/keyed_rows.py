@@ -128,13 +128,19 @@ def rows_on_domain(r: KeyedRows, domain: pl.DataFrame, code: str) -> np.ndarray:
     if len(d_key) > 1 and np.any(np.diff(d_key) <= 0):
         raise EngineFailure(code, "domain is not unique and sorted by (merchant, zone, channel)", {})
     zmap = np.array([zones[z] for z in r.zones], np.int64)
-    mi = np.minimum(np.searchsorted(um, r.mid), max(len(um) - 1, 0))
-    r_key = ((mi * len(zones) + (zmap[r.zone] if len(zmap) else 0)) * 3 + _CHAN_RANK[r.chan])
+    # rows come in runs of one key (tables are sorted by key): look up each run once
+    n = len(r.mid)
+    start = np.ones(n, bool)
+    if n > 1:
+        start[1:] = (r.mid[1:] != r.mid[:-1]) | (r.zone[1:] != r.zone[:-1]) | (r.chan[1:] != r.chan[:-1])
+    s = np.flatnonzero(start)
+    mi = np.minimum(np.searchsorted(um, r.mid[s]), max(len(um) - 1, 0))
+    r_key = ((mi * len(zones) + (zmap[r.zone[s]] if len(zmap) else 0)) * 3 + _CHAN_RANK[r.chan[s]])
     c = np.minimum(np.searchsorted(d_key, r_key), max(len(d_key) - 1, 0))
-    bad = (len(um) == 0) | (um[mi] != r.mid) if len(um) else np.ones(len(r.mid), bool)
+    bad = (um[mi] != r.mid[s]) if len(um) else np.ones(len(s), bool)
     bad = bad | (d_key[c] != r_key) if len(d_key) else bad
     if np.any(bad):
-        i = int(np.argmax(bad))
+        i = int(s[np.argmax(bad)])
         raise EngineFailure(code, "row key outside the scenario's domain (s1_grouping_5B)",
-                            {"merchant_id": int(r.mid[i]), "zone": r.zones[r.zone[i]], "n_rows": int(bad.sum())})
-    return c.astype(np.int64)
+                            {"merchant_id": int(r.mid[i]), "zone": r.zones[r.zone[i]], "n_keys": int(bad.sum())})
+    return np.repeat(c.astype(np.int64), np.diff(np.append(s, n)))
