@@ -112,7 +112,7 @@ def s1_grid_grouping(ctx: RunContext) -> None:
         grp, gr = L.grouping(dom, prof, cls, sid, s["is_baseline"], p["grouping_policy_5B"])
         grids.append(grid.with_columns(pl.lit(sid).alias("scenario_id")))
         groups.append(grp.with_columns(pl.lit(sid).alias("scenario_id")))
-        reports[sid] = {**gr, "buckets": g.H, "domain_rows": dom.height, "lambda_rows": len(r.bucket)}
+        reports[sid] = {**gr, "buckets": g.H, "domain_rows": dom.height, "lambda_rows": dom.height * g.H}
         for miss in gr["realism_misses"]:
             rep.warn(f"{sid}: grouping realism target missed: {miss}")
     datasets.publish(ctx, pl.concat(grids), "s1_time_grid_5B", code, partition_by="scenario_id")
