@@ -254,3 +254,17 @@ def test_trace_add_states_and_write(tmp_path):
     assert text == p2.read_text() and text.endswith("}\n")
     assert json.loads(text) == t.to_dict()
     assert text == json.dumps(t.to_dict(), sort_keys=True, indent=2) + "\n"
+
+
+def test_trace_merge_adds_counts_and_keeps_first_and_last_counters():
+    from engine.core.rng import RngTrace
+    a, b, m = RngTrace(), RngTrace(), RngTrace()
+    a.add("X.f", 2, 4, 2, (0, 5), (0, 9))
+    b.add("X.f", 1, 2, 1, (1, 0), (1, 3))
+    b.add("X.g", 1, 1, 1, (2, 0), (2, 0))
+    m.merge(a)
+    m.merge(b.to_dict())
+    d = m.to_dict()
+    assert (d["X.f"]["events"], d["X.f"]["draws"], d["X.f"]["blocks"]) == (3, 6, 3)
+    assert d["X.f"]["first_counter"] == f"{0:016x}{5:016x}" and d["X.f"]["last_counter"] == f"{1:016x}{3:016x}"
+    assert d["X.g"] == b.to_dict()["X.g"]

@@ -250,6 +250,10 @@ def _pair(c) -> tuple[int, int] | None:
     return int(c[0]), int(c[1])
 
 
+def _unhex(h: str | None) -> tuple[int, int] | None:
+    return None if h is None else (int(h[:16], 16), int(h[16:], 16))
+
+
 class RngTrace:
     """Per-family RNG accounting written to results/<SEG>/rng/<state>.trace.json.
 
@@ -307,6 +311,14 @@ class RngTrace:
             end &= (1 << 128) - 1
             last = (end >> 64, end & _U64)
         self.add(family, len(used), draws, blocks, first, last)
+
+    def merge(self, other: RngTrace | dict) -> None:
+        """Add another trace (or its `to_dict()`/trace file) that came after this one: counts add up,
+        the first counter stays the earliest, the last becomes the other's (scenarios, shards)."""
+        d = other.to_dict() if isinstance(other, RngTrace) else other
+        for fam, e in d.items():
+            self.add(fam, e["events"], e["draws"], e["blocks"], _unhex(e.get("first_counter")),
+                     _unhex(e.get("last_counter")))
 
     def to_dict(self) -> dict:
         return {f: dict(self._fam[f]) for f in sorted(self._fam)}

@@ -55,9 +55,7 @@ def merge(ctx: RunContext, code: str) -> None:
     if ctx.io.has_input("shard0_trace"):
         trace = rng.RngTrace()
         for k in range(n):
-            for fam, e in json.loads(ctx.io.input(f"shard{k}_trace").read_text()).items():
-                trace.add(fam, e["events"], e["draws"], e["blocks"], _pair(e.get("first_counter")),
-                          _pair(e.get("last_counter")))
+            trace.merge(json.loads(ctx.io.input(f"shard{k}_trace").read_text()))
         publish_text(dumps(trace.to_dict()), ctx.io.output("trace"), code, overwrite=True)
     counts: dict = {}
     for r in reports:
@@ -66,6 +64,3 @@ def merge(ctx: RunContext, code: str) -> None:
     rep = {**reports[0], "counts": counts, "shards": reports}
     publish_text(dumps(rep), ctx.io.output("report"), code, overwrite=True)
 
-
-def _pair(h: str | None):
-    return None if h is None else (int(h[:16], 16), int(h[16:], 16))

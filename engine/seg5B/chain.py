@@ -68,6 +68,5 @@ def run_scenario(lam: pl.DataFrame, profile: pl.DataFrame, classification: pl.Da
     row_virtual = np.zeros(len(n), np.int64)
     row_virtual[nz] = rv
     for t in (t3, t4):
-        for fam, e in t.to_dict().items():
-            trace.add(fam, e["events"], e["draws"], e["blocks"])
+        trace.merge(t)
     return ScenarioOut(grid, g, grp, rep, groups, f, row_c, row_b, lt, fac, mu, n, capped, row_virtual, s4, trace, cp)

@@ -137,7 +137,7 @@ def s2_latent(ctx: RunContext) -> None:
             H = grid_of(ctx, sid, code).H
             grp = _own(ctx, "s1_grouping_5B", sid, code)
             groups, f, t = L.latent_factors(grp, H, lg, derive(ctx, sid))
-            _merge(trace, t)
+            trace.merge(t)
             G = groups.height
             gid = groups["group_id"].to_list()
             per = max(1, CHUNK // max(H, 1))
@@ -155,16 +155,6 @@ def s2_latent(ctx: RunContext) -> None:
     rep.data["scenarios"] = stats
     rep.rng(_SEG.write_trace(ctx, "S2", trace))
     rep.write(_SEG.report_path(ctx, "S2"))
-
-
-def _merge(into: rng.RngTrace, t: rng.RngTrace) -> None:
-    for fam, e in t.to_dict().items():
-        into.add(fam, e["events"], e["draws"], e["blocks"], _ctr_pair(e.get("first_counter")),
-                 _ctr_pair(e.get("last_counter")))
-
-
-def _ctr_pair(h: str | None):
-    return None if h is None else (int(h[:16], 16), int(h[16:], 16))
 
 
 def latent_matrix(ctx: RunContext, sid: str, code: str, H: int) -> tuple[list[str], np.ndarray]:
@@ -227,7 +217,7 @@ def s3_counts(ctx: RunContext) -> None:
             kappa = L.count_params(grp, cc)
             keys = derive(ctx, sid)("bucket_count", L.coarse_key_strings(dom))
             n, capped, t = L.bucket_counts(row_c, r.bucket, mu, kappa, keys, cc)
-            _merge(trace, t)
+            trace.merge(t)
             cols = {"lambda_baseline": lam, "lambda_realised": mu, "count_N": n, "capped": capped}
             for a in range(0, len(n), CHUNK):
                 w.write(_keyed_tables(r, slice(a, a + CHUNK), cols, schema), subdir=f"scenario_id={sid}")
@@ -334,7 +324,7 @@ def s4_arrivals(ctx: RunContext) -> None:
                 prog(t.num_rows)
             tot, t4, rv = A.realise_arrivals(row_c, r.bucket, n, r.values["lambda_realised"], cp, plan, grids[sid],
                                              p["arrival_routing_policy_5B"], bt, sink)
-            _merge(trace, t4)
+            trace.merge(t4)
             summaries.append((sid, r, {"count_N": n.astype(np.int32), "count_physical": (n - rv).astype(np.int32),
                                        "count_virtual": rv.astype(np.int32)}))
             stats[sid] = {k: tot[k] for k in ("arrivals", "virtual", "fallback_arrivals", "batches")}
