@@ -164,7 +164,7 @@ def _sort_group(ts, rowl, kk, lo, hi):
 
 
 @njit(cache=True)
-def _expand_group(g, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, row_lam,
+def _expand_groups(g0, g1, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, row_lam,
                   k_time, k_site, k_edge, c_mid, c_zone, c_chan, c_m, c_slice, c_fallback,
                   m_mode, m_edge_lo, m_edge_n, m_settle_tz,
                   sl_off, sl_prob_q, sl_alias, slot_site_id, slot_tz,
@@ -173,96 +173,101 @@ def _expand_group(g, grp_row_off, grp_out_off, grp_seq0, row_c, row_b, row_n, ro
                   o_ts, o_seq, o_row, o_mid, o_zone, o_chan, o_b, o_lam, o_virt, o_site, o_edge,
                   o_tzp, o_locp, o_tzs, o_locs,
                   row_site_blocks, row_edge_blocks, row_virtual, row_fallback, row_status):
-    lo = grp_out_off[g]
-    hi = grp_out_off[g + 1]
-    # 1. times, in generation order (row, k); o_seq holds k until step 3
-    pos = lo
-    for r in range(grp_row_off[g], grp_row_off[g + 1]):
-        c = row_c[r]
-        b = row_b[r]
-        start = h0_us + np.int64(b) * d_us
-        for k in range(row_n[r]):
-            h, lo_, wrapped = row_counter(k_time[c, 1], k_time[c, 2], b, k)
-            if wrapped:
-                row_status[r] = 1
-            x0, _ = philox2x64_10(h, lo_, k_time[c, 0])
-            off = np.int64(u01(x0) * d_us)
-            if off >= d_us:
-                off = d_us - 1
-            o_ts[pos] = start + off
-            o_row[pos] = r
-            o_seq[pos] = k
-            pos += 1
-    # 2. chronological within (merchant, bucket): arrival_seq then follows time per merchant
-    _sort_group(o_ts, o_row, o_seq, lo, hi)
-    # 3. route, civil time, fill the row columns
-    for p in range(lo, hi):
-        r = o_row[p]
-        k = o_seq[p]
-        c = row_c[r]
-        b = row_b[r]
-        mi = c_m[c]
-        mode = m_mode[mi]
-        ts = o_ts[p]
-        virt = mode == MODE_VIRTUAL_ONLY
-        tz = -1
-        if mode != MODE_VIRTUAL_ONLY:
-            h, lo_, wrapped = row_counter(k_site[c, 1], k_site[c, 2], b, k)
-            if wrapped:
-                row_status[r] = 1
-            x0, x1 = philox2x64_10(h, lo_, k_site[c, 0])
-            row_site_blocks[r] += 1
-            if mode == MODE_HYBRID and u01(x0) < p_hybrid:
-                virt = True
-            else:
-                s = c_slice[c]
-                a = sl_off[s]
-                j = alias_pick_q32(u01(x1), sl_prob_q, sl_alias, a, sl_off[s + 1] - a)
-                o_site[p] = slot_site_id[a + j]
-                tz = slot_tz[a + j]
-                o_edge[p] = 0
-                o_tzs[p] = -1
-                o_locs[p] = 0
-                if c_fallback[c]:
-                    row_fallback[r] += 1
-        if virt:
-            h, lo_, wrapped = row_counter(k_edge[c, 1], k_edge[c, 2], b, k)
-            if wrapped:
-                row_status[r] = 1
-            x0, _ = philox2x64_10(h, lo_, k_edge[c, 0])
-            row_edge_blocks[r] += 1
-            a = m_edge_lo[mi]
-            j = edge_pick(u01(x0), e_prob_q, e_alias, a, m_edge_n[mi])
-            o_edge[p] = e_id[a + j]
-            tz = e_tz[a + j]
-            o_site[p] = 0
-            st = m_settle_tz[mi]
-            o_tzs[p] = st
-            row_virtual[r] += 1
-        locp = utc_to_local_scalar(ts, tz, tz_start, trans_us, offset_us)
-        if virt:
-            o_locs[p] = locp if o_tzs[p] == tz else utc_to_local_scalar(ts, o_tzs[p], tz_start, trans_us, offset_us)
-        o_tzp[p] = tz
-        o_locp[p] = locp
-        o_virt[p] = virt
-        o_seq[p] = grp_seq0[g] + (p - lo)
-        o_mid[p] = c_mid[c]
-        o_zone[p] = c_zone[c]
-        o_chan[p] = c_chan[c]
-        o_b[p] = b
-        o_lam[p] = row_lam[r]
+    """Groups g0..g1 (one call per chunk of groups: a call per group passing ~55 arrays cost more than
+    the group's work on `full`, where a (merchant, bucket) holds ~2 arrivals)."""
+    for g in range(g0, g1):
+        lo = grp_out_off[g]
+        hi = grp_out_off[g + 1]
+        # 1. times, in generation order (row, k); o_seq holds k until step 3
+        pos = lo
+        for r in range(grp_row_off[g], grp_row_off[g + 1]):
+            c = row_c[r]
+            b = row_b[r]
+            start = h0_us + np.int64(b) * d_us
+            for k in range(row_n[r]):
+                h, lo_, wrapped = row_counter(k_time[c, 1], k_time[c, 2], b, k)
+                if wrapped:
+                    row_status[r] = 1
+                x0, _ = philox2x64_10(h, lo_, k_time[c, 0])
+                off = np.int64(u01(x0) * d_us)
+                if off >= d_us:
+                    off = d_us - 1
+                o_ts[pos] = start + off
+                o_row[pos] = r
+                o_seq[pos] = k
+                pos += 1
+        # 2. chronological within (merchant, bucket): arrival_seq then follows time per merchant
+        _sort_group(o_ts, o_row, o_seq, lo, hi)
+        # 3. route, civil time, fill the row columns
+        for p in range(lo, hi):
+            r = o_row[p]
+            k = o_seq[p]
+            c = row_c[r]
+            b = row_b[r]
+            mi = c_m[c]
+            mode = m_mode[mi]
+            ts = o_ts[p]
+            virt = mode == MODE_VIRTUAL_ONLY
+            tz = -1
+            if mode != MODE_VIRTUAL_ONLY:
+                h, lo_, wrapped = row_counter(k_site[c, 1], k_site[c, 2], b, k)
+                if wrapped:
+                    row_status[r] = 1
+                x0, x1 = philox2x64_10(h, lo_, k_site[c, 0])
+                row_site_blocks[r] += 1
+                if mode == MODE_HYBRID and u01(x0) < p_hybrid:
+                    virt = True
+                else:
+                    s = c_slice[c]
+                    a = sl_off[s]
+                    j = alias_pick_q32(u01(x1), sl_prob_q, sl_alias, a, sl_off[s + 1] - a)
+                    o_site[p] = slot_site_id[a + j]
+                    tz = slot_tz[a + j]
+                    o_edge[p] = 0
+                    o_tzs[p] = -1
+                    o_locs[p] = 0
+                    if c_fallback[c]:
+                        row_fallback[r] += 1
+            if virt:
+                h, lo_, wrapped = row_counter(k_edge[c, 1], k_edge[c, 2], b, k)
+                if wrapped:
+                    row_status[r] = 1
+                x0, _ = philox2x64_10(h, lo_, k_edge[c, 0])
+                row_edge_blocks[r] += 1
+                a = m_edge_lo[mi]
+                j = edge_pick(u01(x0), e_prob_q, e_alias, a, m_edge_n[mi])
+                o_edge[p] = e_id[a + j]
+                tz = e_tz[a + j]
+                o_site[p] = 0
+                st = m_settle_tz[mi]
+                o_tzs[p] = st
+                row_virtual[r] += 1
+            locp = utc_to_local_scalar(ts, tz, tz_start, trans_us, offset_us)
+            if virt:
+                o_locs[p] = locp if o_tzs[p] == tz else utc_to_local_scalar(ts, o_tzs[p], tz_start, trans_us, offset_us)
+            o_tzp[p] = tz
+            o_locp[p] = locp
+            o_virt[p] = virt
+            o_seq[p] = grp_seq0[g] + (p - lo)
+            o_mid[p] = c_mid[c]
+            o_zone[p] = c_zone[c]
+            o_chan[p] = c_chan[c]
+            o_b[p] = b
+            o_lam[p] = row_lam[r]
+
+
+_CHUNKS = 256     # work items of the parallel loop: enough to balance 2..16 threads
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def expand_parallel(n_groups, *args):
-    for g in prange(n_groups):
-        _expand_group(g, *args)
+    for j in prange(_CHUNKS):
+        _expand_groups(j * n_groups // _CHUNKS, (j + 1) * n_groups // _CHUNKS, *args)
 
 
 @njit(cache=True, nogil=True)
 def expand_serial(n_groups, *args):
-    for g in range(n_groups):
-        _expand_group(g, *args)
+    _expand_groups(0, n_groups, *args)
 
 
 # ---------------------------------------------------------------- S5 audit
