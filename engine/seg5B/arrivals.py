@@ -10,7 +10,7 @@ each batch is one numba call filling preallocated arrays and one Arrow table han
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,45 +329,85 @@ def merchant_batches(row_c: np.ndarray, row_n: np.ndarray, c_m: np.ndarray, targ
     return np.append(starts[cut], len(row_c)).astype(np.int64)
 
 
-def realise_arrivals(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: RoutingPlan, grid: Grid,
-                     routing_policy: dict, batch_target: int, sink: Callable[[pa.Table], None],
-                     parallel: bool = True) -> tuple[dict, rng.RngTrace, np.ndarray]:
-    """Stream S4 for one scenario: S3 rows (S3 order, count_N > 0) -> `sink(table)` per batch.
+def _cat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    Returns (counts for the run report, RngTrace with the three S4 families, per-input-row
-    virtual arrivals for s4_arrival_summary_5B)."""
-    row_c, row_b = np.asarray(row_c, np.int64), np.asarray(row_b, np.int64)
-    row_n, row_lam = np.asarray(row_n, np.int64), np.asarray(row_lam, np.float64)
-    if np.any(row_n <= 0):
-        raise _fail("BUCKET_COUNT_MISMATCH", "S4 takes only S3 rows with count_N > 0")
-    if len(row_c) > 1 and not np.all((row_c[1:] > row_c[:-1]) | ((row_c[1:] == row_c[:-1]) & (row_b[1:] > row_b[:-1]))):
-        raise _fail("BUCKET_COUNT_MISMATCH", "S3 rows must be unique and in (merchant, zone, channel, bucket) order")
-    check_resolvable(cp, plan, row_c)
+
+def stream_batches(chunks: Iterable[dict[str, np.ndarray]], c_m: np.ndarray, target: int
+                   ) -> Iterator[dict[str, np.ndarray]]:
+    """Chunks of S3 rows (dicts of equal-length arrays "c", "b", "n", "lam", in S3 order, count > 0),
+    e.g. one per row group, regrouped into batches of whole merchants of about `target` arrivals.
+
+    A merchant may straddle chunks, so the last merchant of what has arrived waits for the next
+    chunk; the rows are checked unique and in (c, b) order across chunk boundaries."""
+    pend: list[dict[str, np.ndarray]] = []
+    pend_n = 0
+    prev = (-1, -1)
+    for ch in chunks:
+        c, b = ch["c"], ch["b"]
+        if not len(c):
+            continue
+        if np.any(ch["n"] <= 0):
+            raise _fail("BUCKET_COUNT_MISMATCH", "S4 takes only S3 rows with count_N > 0")
+        ok = (c[0] > prev[0]) or (c[0] == prev[0] and b[0] > prev[1])
+        if not ok or not np.all((c[1:] > c[:-1]) | ((c[1:] == c[:-1]) & (b[1:] > b[:-1]))):
+            raise _fail("BUCKET_COUNT_MISMATCH", "S3 rows must be unique and in (merchant, zone, channel, bucket) order")
+        prev = (int(c[-1]), int(b[-1]))
+        pend.append(ch)
+        pend_n += int(ch["n"].sum())
+        if pend_n < target:
+            continue
+        cat = _cat(pend)
+        m = c_m[cat["c"]]
+        chg = np.flatnonzero(m[1:] != m[:-1])
+        last = int(chg[-1]) + 1 if len(chg) else 0          # the last merchant may go on in the next chunk
+        head = {k: v[:last] for k, v in cat.items()}
+        cuts = merchant_batches(head["c"], head["n"], c_m, target) if last else np.zeros(1, np.int64)
+        for a, z in zip(cuts[:-1], cuts[1:]):
+            yield {k: v[a:z] for k, v in head.items()}
+        pend = [{k: v[last:] for k, v in cat.items()}]
+        pend_n = int(pend[0]["n"].sum())
+    if pend:
+        cat = _cat(pend)
+        cuts = merchant_batches(cat["c"], cat["n"], c_m, target)
+        for a, z in zip(cuts[:-1], cuts[1:]):
+            yield {k: v[a:z] for k, v in cat.items()}
+
+
+def realise_stream(chunks: Iterable[dict[str, np.ndarray]], cp: CoarsePlan, plan: RoutingPlan, grid: Grid,
+                   routing_policy: dict, batch_target: int, sink: Callable[[pa.Table, dict], None],
+                   parallel: bool = True) -> tuple[dict, rng.RngTrace]:
+    """Stream S4 for one scenario: chunks of S3 rows (see `stream_batches`) -> `sink(table, batch)` per
+    batch of whole merchants, `batch` holding its S3 rows ("c", "b", "n", "lam") and "virtual" arrivals
+    per row. The next batch is read and expanded on a worker thread (numba and Parquet decoding release
+    the GIL) while the caller writes this one, so S3 is never held whole: memory is a few batches.
+
+    Returns (counts for the run report, RngTrace with the three S4 families)."""
     schema = arrow_schema("arrival_events_5B")
-    cuts = merchant_batches(row_c, row_n, cp.c_m, int(batch_target))
-    tot = {"arrivals": 0, "virtual": 0, "fallback_arrivals": 0, "batches": len(cuts) - 1,
+    batches = stream_batches(chunks, cp.c_m, int(batch_target))
+    tot = {"arrivals": 0, "virtual": 0, "fallback_arrivals": 0, "batches": 0,
            "blocks": {f: 0 for f in FAMILIES}, "events": {f: 0 for f in FAMILIES}}
-    row_virtual = np.zeros(len(row_c), np.int64)
     first = {}
     last = {}
 
-    def work(a: int, z: int):
-        sl = slice(a, z)
-        o, rs = expand_batch(row_c[sl], row_b[sl], row_n[sl], row_lam[sl], cp, plan, grid,
+    def work():
+        bt = next(batches, None)
+        if bt is None:
+            return None
+        check_resolvable(cp, plan, bt["c"])
+        o, rs = expand_batch(bt["c"], bt["b"], bt["n"], bt["lam"], cp, plan, grid,
                              routing_policy["p_virtual_hybrid"], parallel)
-        return to_arrow(o, cp, plan, schema), rs
+        virtual = np.zeros(len(bt["c"]), np.int64)
+        virtual[rs["order"]] = rs["virtual"]
+        return {**bt, "virtual": virtual}, to_arrow(o, cp, plan, schema), rs
 
-    # batch i+1 is expanded (numba, GIL released) while batch i is written: sink order is fixed
-    nb = len(cuts) - 1
     with ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(work, int(cuts[0]), int(cuts[1])) if nb else None
-        for i in range(nb):
-            table, rs = fut.result()
-            if i + 1 < nb:
-                fut = ex.submit(work, int(cuts[i + 1]), int(cuts[i + 2]))
-            sink(table)
-            a = int(cuts[i])
-            row_virtual[a + rs["order"]] = rs["virtual"]
+        fut = ex.submit(work)
+        while (res := fut.result()) is not None:
+            fut = ex.submit(work)
+            bt, table, rs = res
+            sink(table, bt)
+            tot["batches"] += 1
             tot["arrivals"] += table.num_rows
             tot["virtual"] += int(rs["virtual"].sum())
             tot["fallback_arrivals"] += int(rs["fallback"].sum())
@@ -384,7 +424,24 @@ def realise_arrivals(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: Routing
     trace = rng.RngTrace()
     for f, d in zip(FAMILIES, (1, 2, 1)):
         trace.add(f"{SEG}.{f}", tot["events"][f], tot["blocks"][f] * d, tot["blocks"][f], first.get(f), last.get(f))
-    return tot, trace, row_virtual
+    return tot, trace
+
+
+def realise_arrivals(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: RoutingPlan, grid: Grid,
+                     routing_policy: dict, batch_target: int, sink: Callable[[pa.Table], None],
+                     parallel: bool = True) -> tuple[dict, rng.RngTrace, np.ndarray]:
+    """`realise_stream` over S3 rows held in memory (S3 order, count_N > 0): `sink(table)` per batch.
+
+    Returns (counts, RngTrace, per-input-row virtual arrivals for s4_arrival_summary_5B)."""
+    chunk = {"c": np.asarray(row_c, np.int64), "b": np.asarray(row_b, np.int64),
+             "n": np.asarray(row_n, np.int64), "lam": np.asarray(row_lam, np.float64)}
+    virtual: list[np.ndarray] = []
+
+    def keep(table: pa.Table, batch: dict) -> None:
+        virtual.append(batch["virtual"])
+        sink(table)
+    tot, trace = realise_stream([chunk], cp, plan, grid, routing_policy, batch_target, keep, parallel)
+    return tot, trace, (np.concatenate(virtual) if virtual else np.zeros(0, np.int64))
 
 
 def _ctr(keys: np.ndarray, c: int, b: int, k: int) -> tuple[int, int]:

@@ -114,33 +114,45 @@ def domain_of(r: KeyedRows, code: str) -> tuple[pl.DataFrame, np.ndarray]:
     return dom, row_c.astype(np.int64)
 
 
+class DomainIndex:
+    """A scenario's domain (merchant, zone, channel; sorted, unique) as integer keys, built once, so that
+    keyed rows streamed one row group at a time map onto it cheaply (`rows`)."""
+
+    def __init__(self, domain: pl.DataFrame, code: str):
+        d_mid = domain["merchant_id"].cast(pl.UInt64).to_numpy()
+        self.um = np.unique(d_mid)
+        self.zones = {z: i for i, z in enumerate(sorted(set(domain["zone_representation"].to_list()), key=str.encode))}
+        chan = {c: i for i, c in enumerate(CHANNELS)}
+        self.d_key = ((np.searchsorted(self.um, d_mid) * len(self.zones)
+                       + domain["zone_representation"].replace_strict(self.zones, return_dtype=pl.Int64).to_numpy()) * 3
+                      + _CHAN_RANK[domain["channel_group"].replace_strict(chan, return_dtype=pl.Int64).to_numpy()])
+        if len(self.d_key) > 1 and np.any(np.diff(self.d_key) <= 0):
+            raise EngineFailure(code, "domain is not unique and sorted by (merchant, zone, channel)", {})
+
+    def rows(self, r: KeyedRows, code: str) -> np.ndarray:
+        """row_c of each keyed row; a row whose key is not in the domain is a named failure."""
+        um, d_key = self.um, self.d_key
+        zmap = np.array([self.zones.get(z, -1) for z in r.zones], np.int64)
+        # rows come in runs of one key (tables are sorted by key): look up each run once
+        n = len(r.mid)
+        start = np.ones(n, bool)
+        if n > 1:
+            start[1:] = (r.mid[1:] != r.mid[:-1]) | (r.zone[1:] != r.zone[:-1]) | (r.chan[1:] != r.chan[:-1])
+        s = np.flatnonzero(start)
+        z = zmap[r.zone[s]] if len(zmap) else np.zeros(len(s), np.int64)
+        mi = np.minimum(np.searchsorted(um, r.mid[s]), max(len(um) - 1, 0))
+        r_key = (mi * len(self.zones) + np.maximum(z, 0)) * 3 + _CHAN_RANK[r.chan[s]]
+        c = np.minimum(np.searchsorted(d_key, r_key), max(len(d_key) - 1, 0))
+        bad = ((um[mi] != r.mid[s]) if len(um) else np.ones(len(s), bool)) | (z < 0)
+        bad = bad | (d_key[c] != r_key) if len(d_key) else bad
+        if np.any(bad):
+            i = int(s[np.argmax(bad)])
+            raise EngineFailure(code, "row key outside the scenario's domain (s1_grouping_5B)",
+                                {"merchant_id": int(r.mid[i]), "zone": r.zones[r.zone[i]], "n_keys": int(bad.sum())})
+        return np.repeat(c.astype(np.int64), np.diff(np.append(s, n)))
+
+
 def rows_on_domain(r: KeyedRows, domain: pl.DataFrame, code: str) -> np.ndarray:
     """row_c of each keyed row in `domain` (sorted by merchant, zone, channel); a row whose key is not
     in the domain is a named failure."""
-    d_mid = domain["merchant_id"].cast(pl.UInt64).to_numpy()
-    um = np.unique(d_mid)
-    zones = {z: i for i, z in enumerate(sorted(set(domain["zone_representation"].to_list()) | set(r.zones),
-                                               key=str.encode))}
-    chan = {c: i for i, c in enumerate(CHANNELS)}
-    d_key = ((np.searchsorted(um, d_mid) * len(zones)
-              + domain["zone_representation"].replace_strict(zones, return_dtype=pl.Int64).to_numpy()) * 3
-             + _CHAN_RANK[domain["channel_group"].replace_strict(chan, return_dtype=pl.Int64).to_numpy()])
-    if len(d_key) > 1 and np.any(np.diff(d_key) <= 0):
-        raise EngineFailure(code, "domain is not unique and sorted by (merchant, zone, channel)", {})
-    zmap = np.array([zones[z] for z in r.zones], np.int64)
-    # rows come in runs of one key (tables are sorted by key): look up each run once
-    n = len(r.mid)
-    start = np.ones(n, bool)
-    if n > 1:
-        start[1:] = (r.mid[1:] != r.mid[:-1]) | (r.zone[1:] != r.zone[:-1]) | (r.chan[1:] != r.chan[:-1])
-    s = np.flatnonzero(start)
-    mi = np.minimum(np.searchsorted(um, r.mid[s]), max(len(um) - 1, 0))
-    r_key = ((mi * len(zones) + (zmap[r.zone[s]] if len(zmap) else 0)) * 3 + _CHAN_RANK[r.chan[s]])
-    c = np.minimum(np.searchsorted(d_key, r_key), max(len(d_key) - 1, 0))
-    bad = (um[mi] != r.mid[s]) if len(um) else np.ones(len(s), bool)
-    bad = bad | (d_key[c] != r_key) if len(d_key) else bad
-    if np.any(bad):
-        i = int(s[np.argmax(bad)])
-        raise EngineFailure(code, "row key outside the scenario's domain (s1_grouping_5B)",
-                            {"merchant_id": int(r.mid[i]), "zone": r.zones[r.zone[i]], "n_keys": int(bad.sum())})
-    return np.repeat(c.astype(np.int64), np.diff(np.append(s, n)))
+    return DomainIndex(domain, code).rows(r, code)

@@ -26,7 +26,7 @@ from engine.core.segment import Segment
 
 from . import arrivals as A
 from . import logic as L
-from .keyed_rows import KeyedRows, domain_of, read_keyed, rows_on_domain, vocab_codes
+from .keyed_rows import DomainIndex, KeyedRows, domain_of, read_keyed, vocab_codes
 from .policies import CHANNELS, NAMES, load_policies
 
 SEG = "5B"
@@ -266,26 +266,55 @@ def _iso(unix_s: int) -> str:
     return dt.datetime.fromtimestamp(unix_s, dt.UTC).strftime("%Y-%m-%d")
 
 
-def counts_rows(ctx: RunContext, sid: str, code: str, nonzero: bool = True) -> KeyedRows:
-    return read_keyed(datasets.batches(ctx, "s3_bucket_counts_5B", code, partition=_part(sid),
-                                       columns=[*KEY, "bucket_index", "lambda_realised", "count_N"]),
-                      "bucket_index", ("lambda_realised", "count_N"), f"{code}.BUCKET_COUNT_MISMATCH",
-                      keep="count_N" if nonzero else None)
-
-
 class _Progress:
-    """Logs S4's progress about every 10% of a scenario's arrivals (users watch long states)."""
+    """Logs S4's progress about every 10% of a scenario's S3 rows read, with the arrivals written so far
+    (users watch long states)."""
 
-    def __init__(self, ctx: RunContext, sid: str, total: int):
-        self.ctx, self.sid, self.total, self.done, self.next, self.t0 = ctx, sid, total, 0, total / 10, time.monotonic()
+    def __init__(self, ctx: RunContext, sid: str, total_rows: int):
+        self.ctx, self.sid, self.total, self.t0 = ctx, sid, max(total_rows, 1), time.monotonic()
+        self.rows = self.arrivals = 0
+        self.next = self.total / 10
 
-    def __call__(self, n: int) -> None:
-        self.done += n
-        if self.done >= self.next or self.done == self.total:
+    def read(self, n: int) -> None:
+        self.rows += n
+        if self.rows >= self.next:
             dt_s = max(time.monotonic() - self.t0, 1e-9)
-            self.ctx.logger.info(f"5B.S4 {self.sid}: {self.done:,}/{self.total:,} arrivals "
-                                 f"({100 * self.done / max(self.total, 1):.0f}%, {self.done / dt_s / 1e6:.2f}M/s)")
-            self.next = self.done + self.total / 10
+            self.ctx.logger.info(f"5B.S4 {self.sid}: {100 * self.rows / self.total:.0f}% of S3 rows read, "
+                                 f"{self.arrivals:,} arrivals written ({self.arrivals / dt_s / 1e6:.2f}M/s)")
+            self.next = self.rows + self.total / 10
+
+
+def count_chunks(ctx: RunContext, sid: str, code: str, dom: pl.DataFrame, keep_c: np.ndarray | None,
+                 prog: _Progress):
+    """S3's rows with count_N > 0, one row group at a time, as rows of the scenario's domain ("c", "b",
+    "n", "lam"); with `keep_c`, only the domain rows it marks (a shard's merchants)."""
+    didx = DomainIndex(dom, f"{code}.BUCKET_COUNT_MISMATCH")
+    for t in datasets.batches(ctx, "s3_bucket_counts_5B", code, partition=_part(sid),
+                              columns=[*KEY, "bucket_index", "lambda_realised", "count_N"]):
+        prog.read(t.num_rows)
+        r = read_keyed([t], "bucket_index", ("lambda_realised", "count_N"), f"{code}.BUCKET_COUNT_MISMATCH",
+                       keep="count_N")
+        c = didx.rows(r, f"{code}.BUCKET_COUNT_MISMATCH")
+        ch = {"c": c, "b": r.bucket, "n": r.values["count_N"].astype(np.int64),
+              "lam": r.values["lambda_realised"].astype(np.float64, copy=False)}
+        yield ch if keep_c is None else {k: v[keep_c[c]] for k, v in ch.items()}
+
+
+def _summary_table(bt: dict, cp: A.CoarsePlan, schema: pa.Schema) -> pa.Table:
+    """s4_arrival_summary_5B rows of one S4 batch (its S3 rows, S3 order)."""
+    c, n, v = bt["c"], bt["n"], bt["virtual"]
+    data = {"merchant_id": pa.array(cp.c_mid[c], pa.uint64()),
+            "zone_representation": _dict(cp.c_zone[c], cp.zones),
+            "channel_group": _dict(cp.c_chan[c], CHANNELS),
+            "bucket_index": pa.array(bt["b"].astype(np.int32), pa.int32()),
+            "count_N": pa.array(n.astype(np.int32)), "count_physical": pa.array((n - v).astype(np.int32)),
+            "count_virtual": pa.array(v.astype(np.int32))}
+    return pa.Table.from_arrays([data[f.name] for f in schema], schema=schema)
+
+
+def _s3_rows(ctx: RunContext, sid: str, code: str) -> int:
+    man = json.loads((ctx.io.input("s3_bucket_counts_5B") / "_manifest.json").read_text())
+    return sum(f["rows"] for f in man["files"] if f["path"].startswith(f"scenario_id={sid}/"))
 
 
 def s4_merge(ctx: RunContext) -> None:
@@ -304,35 +333,27 @@ def s4_arrivals(ctx: RunContext) -> None:
     trace = rng.RngTrace()
     stats = {}
     sschema = datasets.writer_schema("s4_arrival_summary_5B")
-    summaries = []
     t0 = time.monotonic()
-    with datasets.writer(ctx, "arrival_events_5B", code) as w:
+    with (datasets.writer(ctx, "arrival_events_5B", code) as w,
+          datasets.writer(ctx, "s4_arrival_summary_5B", code) as ws):
         for sid in sids:
             dom = _own(ctx, "s1_grouping_5B", sid, code).select(KEY)
             cp = A.coarse_plan(dom, plan, derive(ctx, sid))
-            r = counts_rows(ctx, sid, code)
-            row_c = rows_on_domain(r, dom, f"{code}.BUCKET_COUNT_MISMATCH")
-            if ctx.io.shard is not None:                 # one job of several: this shard's merchants only
-                keep = shards.merchant_mask(cp.c_mid, ctx.io.shard)[row_c]
-                r, row_c = r.subset(keep), row_c[keep]
-            n = r.values["count_N"].astype(np.int64)
-            prog = _Progress(ctx, sid, int(n.sum()))
+            # one job of several: this shard's merchants only
+            keep_c = shards.merchant_mask(cp.c_mid, ctx.io.shard) if ctx.io.shard is not None else None
+            prog = _Progress(ctx, sid, _s3_rows(ctx, sid, code))
             sub = f"scenario_id={sid}"
 
-            def sink(t: pa.Table, sub=sub, prog=prog) -> None:
+            def sink(t: pa.Table, batch: dict, sub=sub, prog=prog, cp=cp) -> None:
                 w.write(t, subdir=sub)
-                prog(t.num_rows)
-            tot, t4, rv = A.realise_arrivals(row_c, r.bucket, n, r.values["lambda_realised"], cp, plan, grids[sid],
-                                             p["arrival_routing_policy_5B"], bt, sink)
+                ws.write(_summary_table(batch, cp, sschema), subdir=sub)
+                prog.arrivals += t.num_rows
+            tot, t4 = A.realise_stream(count_chunks(ctx, sid, code, dom, keep_c, prog), cp, plan, grids[sid],
+                                       p["arrival_routing_policy_5B"], bt, sink)
             trace.merge(t4)
-            summaries.append((sid, r, {"count_N": n.astype(np.int32), "count_physical": (n - rv).astype(np.int32),
-                                       "count_virtual": rv.astype(np.int32)}))
             stats[sid] = {k: tot[k] for k in ("arrivals", "virtual", "fallback_arrivals", "batches")}
+            ctx.logger.info(f"{code} {sid}: {tot['arrivals']:,} arrivals in {tot['batches']} batches")
     secs = time.monotonic() - t0
-    with datasets.writer(ctx, "s4_arrival_summary_5B", code) as ws:
-        for sid, r, cols in summaries:
-            for a in range(0, len(r.mid), CHUNK):
-                ws.write(_keyed_tables(r, slice(a, a + CHUNK), cols, sschema), subdir=f"scenario_id={sid}")
     total = sum(s["arrivals"] for s in stats.values())
     rep.count(scenarios=len(stats), arrivals=total)
     rep.data["scenarios"] = stats
