@@ -134,8 +134,11 @@ def state_id_of(rule: str) -> str:
 
 
 def begin_state(ctx: RunContext) -> None:
-    """Before a state runs: its segment's flag goes (it would certify data about to change)."""
+    """Before a state runs: its segment's flag goes (it would certify data about to change); freed
+    memory is kept for reuse (engine.core.memory)."""
     from .hashgate import remove_flag
+    from .memory import keep_freed_memory
+    keep_freed_memory()
     if remove_flag(ctx.results / ctx.io.segment):
         ctx.logger.info(f"{ctx.io.state_id}: removed results/{ctx.io.segment}/_passed.flag until validation reruns")
 

@@ -121,7 +121,7 @@ def read_columns(ctx: RunContext, dataset_id: str, code_prefix: str, columns: li
     parts = []
     for f in sealed_files(Path(ctx.io.input(dataset_id)), code_prefix, dataset_id):
         try:
-            t = pq.read_table(f, columns=columns)
+            t = pq.ParquetFile(f).read(columns=columns)      # not pq.read_table (imports pandas)
         except (pa.ArrowInvalid, OSError) as exc:
             raise EngineFailure(f"{code_prefix}.INPUT_CORRUPT", f"cannot read parquet ({exc}); rerun its producing rule",
                                 {"file": f, "dataset": dataset_id}) from None

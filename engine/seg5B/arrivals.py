@@ -376,11 +376,13 @@ def stream_batches(chunks: Iterable[dict[str, np.ndarray]], c_m: np.ndarray, tar
 
 def realise_stream(chunks: Iterable[dict[str, np.ndarray]], cp: CoarsePlan, plan: RoutingPlan, grid: Grid,
                    routing_policy: dict, batch_target: int, sink: Callable[[pa.Table, dict], None],
-                   parallel: bool = True) -> tuple[dict, rng.RngTrace]:
+                   parallel: bool = False) -> tuple[dict, rng.RngTrace]:
     """Stream S4 for one scenario: chunks of S3 rows (see `stream_batches`) -> `sink(table, batch)` per
     batch of whole merchants, `batch` holding its S3 rows ("c", "b", "n", "lam") and "virtual" arrivals
     per row. The next batch is read and expanded on a worker thread (numba and Parquet decoding release
     the GIL) while the caller writes this one, so S3 is never held whole: memory is a few batches.
+    The kernel runs on one thread by default: the Parquet encoder (one thread, ~2x the kernel's cost
+    per arrival) is the bottleneck, and a parallel kernel would take cores from it.
 
     Returns (counts for the run report, RngTrace with the three S4 families)."""
     schema = arrow_schema("arrival_events_5B")
@@ -429,7 +431,7 @@ def realise_stream(chunks: Iterable[dict[str, np.ndarray]], cp: CoarsePlan, plan
 
 def realise_arrivals(row_c, row_b, row_n, row_lam, cp: CoarsePlan, plan: RoutingPlan, grid: Grid,
                      routing_policy: dict, batch_target: int, sink: Callable[[pa.Table], None],
-                     parallel: bool = True) -> tuple[dict, rng.RngTrace, np.ndarray]:
+                     parallel: bool = False) -> tuple[dict, rng.RngTrace, np.ndarray]:
     """`realise_stream` over S3 rows held in memory (S3 order, count_N > 0): `sink(table)` per batch.
 
     Returns (counts, RngTrace, per-input-row virtual arrivals for s4_arrival_summary_5B)."""
