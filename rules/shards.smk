@@ -2,6 +2,7 @@
 # `seg<SEG>_<s>_shard` runs the state's own script for merchant shard k of n (wildcards), and
 # `seg<SEG>_<s>_merge` writes the state's outputs from the n shards with the bytes of one job
 # (engine/core/shards.py). With shards = 1 the segment files' one-job rules run instead.
+# A rule's script is run after the loop ends, so its path comes through `params` (set per rule).
 
 # state: (script, threads, mem_mb) of its one-job rule
 SHARD_JOBS = {
@@ -39,8 +40,10 @@ for _state, (_script, _threads, _mem) in SHARD_JOBS.items():
         threads: _threads
         resources:
             mem_mb=_mem,
+        params:
+            script=_script,
         script:
-            f"../scripts/{_script}"
+            "../scripts/{params.script}"
 
     rule:
         name:
@@ -58,5 +61,7 @@ for _state, (_script, _threads, _mem) in SHARD_JOBS.items():
         threads: 1
         resources:
             mem_mb=2000,
+        params:
+            script=f"{_seg}/{_s.lower()}_merge.py",
         script:
-            f"../scripts/{_seg}/{_s.lower()}_merge.py"
+            "../scripts/{params.script}"
