@@ -30,6 +30,7 @@ include: "rules/3A.smk"
 include: "rules/3B.smk"
 include: "rules/5A.smk"
 include: "rules/5B.smk"
+include: "rules/shards.smk"
 
 
 # mem_mb, runtime and cpus_per_task of every rule above scale with the preset (engine/core/resources.py).

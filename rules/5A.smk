@@ -74,22 +74,25 @@ rule seg5A_s3_baseline:
         "../scripts/5A/s3_baseline.py"
 
 
-rule seg5A_s4_scenarios:
-    input:
-        **state_inputs("5A.S4"),
-    output:
-        **state_outputs("5A.S4"),
-    log:
-        "logs/5A/S4.log",
-    benchmark:
-        "logs/benchmarks/5A/S4.tsv"
-    conda:
-        "../envs/engine.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-    script:
-        "../scripts/5A/s4_scenarios.py"
+# config shards > 1: shard jobs and a merge instead (rules/shards.smk)
+if stateio.shards(config, "5A.S4") == 1:
+
+    rule seg5A_s4_scenarios:
+        input:
+            **state_inputs("5A.S4"),
+        output:
+            **state_outputs("5A.S4"),
+        log:
+            "logs/5A/S4.log",
+        benchmark:
+            "logs/benchmarks/5A/S4.tsv"
+        conda:
+            "../envs/engine.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        script:
+            "../scripts/5A/s4_scenarios.py"
 
 
 rule seg5A_s5_validation:

@@ -56,24 +56,28 @@ rule seg5B_s2_latent:
         "../scripts/5B/s2_latent.py"
 
 
-rule seg5B_s3_counts:
-    input:
-        **state_inputs("5B.S3"),
-    output:
-        **state_outputs("5B.S3"),
-    log:
-        "logs/5B/S3.log",
-    benchmark:
-        "logs/benchmarks/5B/S3.tsv"
-    conda:
-        "../envs/engine.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-    script:
-        "../scripts/5B/s3_counts.py"
+# config shards > 1: shard jobs and a merge instead (rules/shards.smk)
+if stateio.shards(config, "5B.S3") == 1:
+
+    rule seg5B_s3_counts:
+        input:
+            **state_inputs("5B.S3"),
+        output:
+            **state_outputs("5B.S3"),
+        log:
+            "logs/5B/S3.log",
+        benchmark:
+            "logs/benchmarks/5B/S3.tsv"
+        conda:
+            "../envs/engine.yaml"
+        threads: 1
+        resources:
+            mem_mb=6000,
+        script:
+            "../scripts/5B/s3_counts.py"
 
 
+# config shards > 1: shard jobs and a merge instead (rules/shards.smk)
 if stateio.shards(config, "5B.S4") == 1:
 
     rule seg5B_s4_arrivals:
@@ -92,46 +96,6 @@ if stateio.shards(config, "5B.S4") == 1:
             mem_mb=6000,
         script:
             "../scripts/5B/s4_arrivals.py"
-
-else:
-
-    # config shards > 1: one job per merchant shard, then a merge with the bytes of one job
-    rule seg5B_s4_shard:
-        input:
-            **state_inputs("5B.S4"),
-        output:
-            **shard_outputs("5B.S4"),
-        log:
-            "logs/5B/S4_shard{k}-of-{n}.log",
-        benchmark:
-            "logs/benchmarks/5B/S4_shard{k}-of-{n}.tsv"
-        wildcard_constraints:
-            k="[0-9]+",
-            n="[0-9]+",
-        conda:
-            "../envs/engine.yaml"
-        threads: 2
-        resources:
-            mem_mb=6000,
-        script:
-            "../scripts/5B/s4_arrivals.py"
-
-    rule seg5B_s4_merge:
-        input:
-            **merge_inputs("5B.S4"),
-        output:
-            **state_outputs("5B.S4"),
-        log:
-            "logs/5B/S4_merge.log",
-        benchmark:
-            "logs/benchmarks/5B/S4_merge.tsv"
-        conda:
-            "../envs/engine.yaml"
-        threads: 1
-        resources:
-            mem_mb=2000,
-        script:
-            "../scripts/5B/s4_merge.py"
 
 
 rule seg5B_s5_validation:

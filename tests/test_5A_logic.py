@@ -536,3 +536,25 @@ def test_scenario_manifest_from_config(P):
     with pytest.raises(EngineFailure) as e:
         manifest.scenarios_to_run(dict(cfg, scenarios=["nope_v1"]), P["scenario_horizon_config_5A"])
     assert e.value.code == "5A.S0.REQUIRED_SCENARIO_MISSING"
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_utc_chunks_of_merchant_shards_are_the_one_job_rows_and_block_sums(P, n):
+    """S4 as n merchant shards (`rows`): the shards' tables concatenate to the one-job table, and their
+    block sums, in shard order, are the one job's (a block cut by a shard edge is summed once, whole)."""
+    from engine.core import shards
+    w = _world(P, _profile(P, 40), days=2)
+    args = (w["prof"], w["base"], w["grid"], w["sig"], w["F"], 7)
+    one = project.StreamStats()
+    full = pa.concat_tables(list(project.utc_chunks(*args, stats=one)))
+    mid = w["prof"]["merchant_id"].to_numpy()
+    parts, sums, rows = [], [], 0
+    for k in range(n):
+        idx = np.flatnonzero(shards.merchant_mask(mid, (k, n)))
+        st = project.StreamStats()
+        parts += list(project.utc_chunks(*args, stats=st, rows=(int(idx[0]), int(idx[-1]) + 1)))
+        sums, rows = sums + st.chunk_sums, rows + st.rows
+    assert pa.concat_tables(parts).equals(full)
+    assert sums == one.chunk_sums and rows == one.rows == full.num_rows
+    starts = {r0 for r0, _ in project.merchant_blocks(mid.astype(np.uint64), 7)}
+    assert any(int(np.flatnonzero(shards.merchant_mask(mid, (k, n)))[0]) not in starts for k in range(1, n))

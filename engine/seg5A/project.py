@@ -82,14 +82,22 @@ def _check(lam: np.ndarray, r0: int, profile: pl.DataFrame) -> None:
 
 
 def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Signatures, F: np.ndarray,
-               chunk_rows: int = 500, stats: StreamStats | None = None) -> Iterator[pa.Table]:
-    """`merchant_zone_scenario_utc_5A` as Arrow tables, one per merchant block, in primary-key order."""
+               chunk_rows: int = 500, stats: StreamStats | None = None,
+               rows: tuple[int, int] | None = None) -> Iterator[pa.Table]:
+    """`merchant_zone_scenario_utc_5A` as Arrow tables, one per merchant block, in primary-key order.
+
+    `rows` = [a, b): only those profile rows (a merchant shard). Blocks stay those of the whole
+    profile and a block's sum goes to `stats` from the shard holding its first row (a block cut by
+    the shard edge is composed whole there), so the shards' chunk sums are the one job's, in order."""
     H = grid.horizon.n_buckets
     mid = profile["merchant_id"].to_numpy().astype(np.uint64)
     cg = _row_cg(profile).astype(np.int32)
     base = np.ascontiguousarray(base, np.float64)
     tz_vocab, cg_vocab = pa.array(list(grid.tzids), pa.string()), pa.array(list(CHANNEL_GROUPS), pa.string())
+    a, b = (0, len(mid)) if rows is None else rows
     for r0, r1 in merchant_blocks(mid, chunk_rows):
+        if r1 <= a or r0 >= b:
+            continue
         n = r1 - r0
         lam = np.empty(n * H, np.float64)
         o_mid, o_h = np.empty(n * H, np.uint64), np.empty(n * H, np.int32)
@@ -99,13 +107,16 @@ def utc_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Si
         top = checked_max(lam)
         if top < 0.0:
             _check(lam, r0, profile)
+        lo, hi = (max(r0, a) - r0) * H, (min(r1, b) - r0) * H          # this shard's rows of the block
         if stats is not None:
-            stats.rows += lam.size
-            stats.chunks += 1
-            stats.chunk_sums.append(float(np.sum(lam)))
-            stats.max_lambda = max(stats.max_lambda, top)
-        yield pa.Table.from_arrays([pa.array(o_mid), _dict_col(o_tz, tz_vocab), _dict_col(o_cg, cg_vocab),
-                                    pa.array(o_h), pa.array(lam)], schema=UTC_SCHEMA)
+            stats.rows += hi - lo
+            if r0 >= a:
+                stats.chunks += 1
+                stats.chunk_sums.append(float(np.sum(lam)))
+            stats.max_lambda = max(stats.max_lambda, top if hi - lo == lam.size else checked_max(lam[lo:hi]))
+        t = pa.Table.from_arrays([pa.array(o_mid), _dict_col(o_tz, tz_vocab), _dict_col(o_cg, cg_vocab),
+                                  pa.array(o_h), pa.array(lam)], schema=UTC_SCHEMA)
+        yield t if hi - lo == lam.size else t.slice(lo, hi - lo)
 
 
 def local_chunks(profile: pl.DataFrame, base: np.ndarray, grid: LocalGrid, sig: Signatures, F: np.ndarray,

@@ -3,6 +3,8 @@ read the declared inputs, call them in the chapter's order and publish (chapter 
 
 S4 streams `merchant_zone_scenario_utc_5A` through the core batch writer, one Parquet part set
 per scenario partition, so memory stays bounded by a merchant block (~1e8 rows on `full`).
+S4 is `shardable`: a shard job writes its merchants' rows of the surface (calendar and manifest whole),
+`s4_merge` joins them into the one job's bytes (engine.core.shards).
 `merchant_zone_scenario_local_5A` is not published: no segment reads it (INTERFACES §1).
 """
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.core import civil_time, datasets, scan
+from engine.core import civil_time, datasets, scan, shards
 from engine.core.context import RunContext
+from engine.core.errors import EngineFailure
 from engine.core.gate import run_gate
 from engine.core.segment import Segment
 
@@ -107,6 +110,7 @@ def s4_scenarios(ctx: RunContext) -> None:
     scen = manifest.scenarios_to_run(ctx.config, p["scenario_horizon_config_5A"], code)
     cals, meta = [], {}
     stats = project.StreamStats()
+    rows, sums = _shard_rows(prof, ctx.io.shard, code), {}
     # the bucket index counts up 0..H-1 per zone: delta-encoded (contract x-parquet) it is ~0 bytes
     with datasets.writer(ctx, "merchant_zone_scenario_utc_5A", code) as w:
         for s in sorted(scen, key=lambda s: s["scenario_id"]):
@@ -115,8 +119,10 @@ def s4_scenarios(ctx: RunContext) -> None:
             sig = overlay.signatures(prof, grid, cal)
             F, _ = overlay.overlay_factors(cal, sig, grid, p["scenario_overlay_policy_5A"],
                                            p["overlay_ordering_policy_5A"])
-            for chunk in project.utc_chunks(prof, base, grid, sig, F, stats=stats):
+            c0 = len(stats.chunk_sums)
+            for chunk in project.utc_chunks(prof, base, grid, sig, F, stats=stats, rows=rows):
                 w.write(chunk, subdir=f"scenario_id={s['scenario_id']}")
+            sums[s["scenario_id"]] = stats.chunk_sums[c0:]
             meta[s["scenario_id"]] = (calendar.calendar_sha256(cal), cal.height)
             cals.append(cal.with_columns(pl.lit(s["scenario_id"]).alias("scenario_id")))
     datasets.publish(ctx, pl.concat(cals), "scenario_calendar_5A", code, partition_by="scenario_id")
@@ -124,5 +130,34 @@ def s4_scenarios(ctx: RunContext) -> None:
                      "scenario_manifest_5A", code)
     rep.count(utc_rows=stats.rows, scenarios=len(scen), tzids=len(tzids))
     rep.data["expected_arrivals"] = float(sum(stats.chunk_sums))
+    if ctx.io.shard is not None:                # the merge adds the blocks up in the one job's order
+        rep.data["chunk_sums"] = sums
     rep.rng(None)
     rep.write(_SEG.report_path(ctx, "S4"))
+
+
+def _shard_rows(prof: pl.DataFrame, shard: tuple[int, int] | None, code: str) -> tuple[int, int] | None:
+    """The profile rows [a, b) of a merchant shard: one range, the profile being in merchant order."""
+    if shard is None:
+        return None
+    idx = np.flatnonzero(shards.merchant_mask(prof["merchant_id"].to_numpy(), shard))
+    if len(idx) and idx[-1] - idx[0] + 1 != len(idx):
+        raise EngineFailure(f"{code}.SHARD_NOT_CONTIGUOUS", "merchant_zone_profile_5A is not in merchant order; "
+                            "rerun 5A.S1", {"shard": list(shard)})
+    return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
+
+
+def _s4_report(reports: list[dict]) -> dict:
+    """Row counts add up; scenarios and zones are the whole run's; the expected arrivals are the block
+    sums of every shard, scenario by scenario in shard order, added in that order as one job does."""
+    rep = shards.add_reports(reports, whole=("scenarios", "tzids"))
+    sums = [x for sid in reports[0]["chunk_sums"] for r in reports for x in r["chunk_sums"][sid]]
+    rep["expected_arrivals"] = float(sum(sums))
+    del rep["chunk_sums"]
+    return rep
+
+
+def s4_merge(ctx: RunContext) -> None:
+    """S4 run as several merchant shards: the λ surface concatenated, calendar and manifest (whole in
+    every shard) kept once (engine.core.shards)."""
+    shards.merge(ctx, "5A.S4", report=_s4_report)

@@ -186,7 +186,7 @@ def s3_counts(ctx: RunContext) -> None:
     rep = _SEG.report("S3")
     p = policies(ctx, "S3")
     cc, lg = p["arrival_count_config_5B"], p["arrival_lgcp_config_5B"]
-    trace = rng.RngTrace()
+    trace, by_sid = rng.RngTrace(), {}
     stats = {}
     schema = datasets.writer_schema("s3_bucket_counts_5B")
     with datasets.writer(ctx, "s3_bucket_counts_5B", code) as w:
@@ -214,21 +214,32 @@ def s3_counts(ctx: RunContext) -> None:
             c_group = grp["group_id"].replace_strict(gpos, return_dtype=pl.Int64).to_numpy()
             lam = r.values["lambda_utc_scenario"].astype(np.float64)
             fac, mu = L.realised_intensity(row_c, r.bucket, lam, c_group, f, float(lg["clipping"]["lambda_max"]))
+            lam_sums = {"lambda_target": float(np.sum(lam)), "lambda_realised": float(np.sum(mu))}   # whole table
             kappa = L.count_params(grp, cc)
             keys = derive(ctx, sid)("bucket_count", L.coarse_key_strings(dom))
+            if ctx.io.shard is not None:                 # one job of several: this shard's merchants only
+                keep = shards.merchant_mask(dom["merchant_id"].to_numpy(), ctx.io.shard)[row_c]
+                r, row_c, lam, mu = r.subset(keep), row_c[keep], lam[keep], mu[keep]
             n, capped, t = L.bucket_counts(row_c, r.bucket, mu, kappa, keys, cc)
             trace.merge(t)
+            by_sid[sid] = t
             cols = {"lambda_baseline": lam, "lambda_realised": mu, "count_N": n, "capped": capped}
             for a in range(0, len(n), CHUNK):
                 w.write(_keyed_tables(r, slice(a, a + CHUNK), cols, schema), subdir=f"scenario_id={sid}")
             stats[sid] = {"rows": int(len(n)), "arrivals": int(n.sum()), "nonzero_rows": int((n > 0).sum()),
-                          "capped_rows": int(capped.sum()), "lambda_target": float(np.sum(lam)),
-                          "lambda_realised": float(np.sum(mu))}
+                          "capped_rows": int(capped.sum()), **lam_sums}
             ctx.logger.info(f"{code} {sid}: {len(n):,} λ rows -> {int(n.sum()):,} arrivals")
     rep.count(scenarios=len(stats), arrivals=sum(s["arrivals"] for s in stats.values()))
     rep.data["scenarios"] = stats
-    rep.rng(_SEG.write_trace(ctx, "S3", trace))
+    rep.rng(shards.write_trace(ctx, code, trace, by_sid))
     rep.write(_SEG.report_path(ctx, "S3"))
+
+
+def s3_merge(ctx: RunContext) -> None:
+    """S3 run as several merchant shards: counts concatenated, figures added up except the λ sums,
+    which every shard takes over the whole table (engine.core.shards)."""
+    shards.merge(ctx, "5B.S3", report=lambda reps: shards.add_reports(
+        reps, whole=("scenarios", "lambda_target", "lambda_realised"), add=("counts", "scenarios")))
 
 
 # ---------------------------------------------------------------- S4 (and the routing inputs S5 re-reads)
