@@ -329,8 +329,9 @@ def _s3_rows(ctx: RunContext, sid: str, code: str) -> int:
 
 
 def s4_merge(ctx: RunContext) -> None:
-    """S4 run as several shard jobs: their outputs merged into S4's (engine.core.shards)."""
-    shards.merge(ctx, "5B.S4")
+    """S4 run as several shard jobs: their outputs merged into S4's, counts and per-scenario figures
+    added up (engine.core.shards)."""
+    shards.merge(ctx, "5B.S4", report=lambda reps: shards.add_reports(reps, add=("counts", "scenarios")))
 
 
 def s4_arrivals(ctx: RunContext) -> None:
@@ -341,7 +342,7 @@ def s4_arrivals(ctx: RunContext) -> None:
     grids = {sid: grid_of(ctx, sid, code) for sid in sids}
     plan = routing_plan(ctx, code, list(grids.values()))
     bt = int(p["arrival_time_placement_policy_5B"]["batch_target_arrivals"])
-    trace = rng.RngTrace()
+    trace, by_sid = rng.RngTrace(), {}
     stats = {}
     sschema = datasets.writer_schema("s4_arrival_summary_5B")
     t0 = time.monotonic()
@@ -362,6 +363,7 @@ def s4_arrivals(ctx: RunContext) -> None:
             tot, t4 = A.realise_stream(count_chunks(ctx, sid, code, dom, keep_c, prog), cp, plan, grids[sid],
                                        p["arrival_routing_policy_5B"], bt, sink)
             trace.merge(t4)
+            by_sid[sid] = t4
             stats[sid] = {k: tot[k] for k in ("arrivals", "virtual", "fallback_arrivals", "batches")}
             ctx.logger.info(f"{code} {sid}: {tot['arrivals']:,} arrivals in {tot['batches']} batches")
     secs = time.monotonic() - t0
@@ -370,5 +372,5 @@ def s4_arrivals(ctx: RunContext) -> None:
     rep.data["scenarios"] = stats
     rep.timing("arrivals_written", secs)
     rep.data["arrivals_per_second"] = total / max(secs, 1e-9)
-    rep.rng(_SEG.write_trace(ctx, "S4", trace))
+    rep.rng(shards.write_trace(ctx, code, trace, by_sid))
     rep.write(_SEG.report_path(ctx, "S4"))
