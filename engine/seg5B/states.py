@@ -346,7 +346,7 @@ def s4_arrivals(ctx: RunContext) -> None:
     stats = {}
     sschema = datasets.writer_schema("s4_arrival_summary_5B")
     t0 = time.monotonic()
-    with (datasets.writer(ctx, "arrival_events_5B", code) as w,
+    with (datasets.writer(ctx, "arrival_events_5B", code, canonical_in_caller=True) as w,
           datasets.writer(ctx, "s4_arrival_summary_5B", code) as ws):
         for sid in sids:
             dom = _own(ctx, "s1_grouping_5B", sid, code).select(KEY)
