@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core import rng
 from engine.core.errors import EngineFailure
@@ -320,3 +322,32 @@ def test_time_grid_dow_epoch():
                           {"bucket_duration_seconds": 3600, "min_horizon_days": 1, "max_horizon_days": 120,
                            "max_buckets_per_scenario": 5000, "weekend_days": [6, 7]}, False, True)
     assert grid["local_day_of_week"].unique().sort().to_list() == [6, 7] and grid["is_weekend"].all()
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 4), st.integers(1, 9)), min_size=1, max_size=40),
+       st.lists(st.integers(1, 30), min_size=1, max_size=8), st.integers(1, 40))
+@settings(max_examples=150, deadline=None)
+def test_streamed_chunks_regroup_into_whole_merchant_batches(rows, cuts, target):
+    """S3 rows arriving in arbitrary chunks (row groups) come out as batches of whole merchants, all rows
+    once, in order; batch boundaries never depend on where the chunks were cut beyond merchant ends."""
+    # domain rows c non-decreasing (merchant = c // 3), buckets strictly increasing within a c
+    c_m = np.arange(250) // 3
+    c = np.cumsum([r[0] for r in rows])
+    b = np.cumsum([r[1] for r in rows])
+    n = np.array([r[2] for r in rows], np.int64)
+    full = {"c": c.astype(np.int64), "b": b.astype(np.int64), "n": n, "lam": n.astype(float)}
+    edges = sorted({min(x, len(rows)) for x in np.cumsum(cuts)} | {0, len(rows)})
+    chunks = [{k: v[a:z] for k, v in full.items()} for a, z in zip(edges[:-1], edges[1:])]
+    out = list(A.stream_batches(chunks, c_m, target))
+    for k in full:
+        assert np.array_equal(np.concatenate([o[k] for o in out]), full[k])
+    ends = [c_m[o["c"][-1]] for o in out[:-1]]
+    starts = [c_m[o["c"][0]] for o in out[1:]]
+    assert all(e != s for e, s in zip(ends, starts))                     # no merchant split over batches
+
+
+def test_streamed_rows_out_of_order_across_chunks_are_named():
+    a = {"c": np.array([0, 1]), "b": np.array([0, 5]), "n": np.array([1, 1]), "lam": np.ones(2)}
+    z = {"c": np.array([1]), "b": np.array([5]), "n": np.array([1]), "lam": np.ones(1)}   # repeats (1, 5)
+    with pytest.raises(EngineFailure, match="BUCKET_COUNT_MISMATCH"):
+        list(A.stream_batches([a, z], np.zeros(2, np.int64), 10))
