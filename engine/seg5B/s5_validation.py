@@ -270,10 +270,10 @@ def _scenario_part(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, shar
     return {"s3": fold.partial(um), "audit": audit, "summary": sm, "ends": rg.ends}
 
 
-def audit_part(ctx: RunContext, shard: tuple[int, int] | None) -> dict:
+def audit_part(ctx: RunContext, shard: tuple[int, int] | None, p: dict | None = None) -> dict:
     """The streamed checks of every scenario over one merchant range, as JSON-ready partial results; a
     failure to read stops here (as one job stops) and is handed to the merge with where it happened."""
-    p = policies(ctx, "S5")
+    p = p or policies(ctx, "S5")
     sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
     out: dict = {"shard": list(shard) if shard else None, "scenarios": {}, "error": None}
     at: dict = {"sid": None, "phase": 0}
@@ -408,10 +408,10 @@ def _first_error(parts: list[dict], sids: list[str]) -> tuple[int, str] | None:
     return (min(errs)[0], min(errs)[3]) if errs else None
 
 
-def conclude(ctx: RunContext, parts: list[dict], rep) -> None:
+def conclude(ctx: RunContext, parts: list[dict], rep, p: dict | None = None) -> None:
     """Fold the partials (one per shard, in shard order) into the checks; RNG accounting, corridors,
     report page, bundle, flag."""
-    p = policies(ctx, "S5")
+    p = p or policies(ctx, "S5")
     vp = p["validation_policy_5B"]
     chk = Checks(CODE)
     sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
@@ -476,7 +476,8 @@ def run(ctx: RunContext) -> None:
     (`ctx.io.shard`): that shard's partial result, for `merge`."""
     rep = _SEG.report("S5")
     if ctx.io.shard is None:
-        conclude(ctx, [json.loads(dumps(audit_part(ctx, None)))], rep)      # the types a merge reads back
+        p = policies(ctx, "S5")
+        conclude(ctx, [json.loads(dumps(audit_part(ctx, None, p)))], rep, p)      # the types a merge reads back
         return
     q = audit_part(ctx, ctx.io.shard)
     publish_text(dumps(q), ctx.io.output("partial"), CODE, overwrite=True)
