@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.core import shards, stateio
+from engine.core.context import ROOT
 from engine.core.errors import EngineFailure
 from engine.core.stateio import StateIO
 from engine.seg5B import s5_validation as S5
+from engine.seg5B.audit import sample_mask
 
 S5_FILES = ("5B/validation", "5B/_passed.flag", "5B/S5/summary.html")
 
@@ -64,6 +68,22 @@ def test_percentile_from_the_count_histogram_is_numpys(counts, q):
     v, c = np.unique(counts, return_counts=True)
     got = S5._percentile([(int(a), int(b)) for a, b in zip(v, c)], q)
     assert got == pytest.approx(float(np.percentile(counts, q)), rel=1e-12, abs=1e-12)
+
+
+@given(st.lists(st.tuples(st.sampled_from([0, 5, 2**63 + 7, 2**64 - 1]), st.integers(-2**63, 2**63 - 1)),
+                min_size=1, max_size=80), st.integers(1, 40), st.integers(0, 80))
+@settings(max_examples=300, deadline=None)
+def test_zoneinfo_sample_is_a_rule_per_event_whatever_the_batches(rows, every, cut):
+    """(merchant_id + arrival_seq) % every == 0, with runs of consecutive seq as S4 writes them: the same
+    events are picked however the stream is split (row groups, shards)."""
+    mid = np.array(sorted(r[0] for r in rows), np.uint64)
+    seq = np.array([r[1] for r in rows], np.int64)
+    seq[: len(seq) // 2] = np.arange(1, len(seq) // 2 + 1)             # a clean run, then anything
+    want = np.array([(int(a) % every + int(b) % every) % every == 0 for a, b in zip(mid, seq)])
+    e = np.int64(every)
+    assert np.array_equal(sample_mask(mid, seq, e), want)
+    assert np.array_equal(np.concatenate([sample_mask(mid[:cut], seq[:cut], e), sample_mask(mid[cut:], seq[cut:], e)]),
+                          want)
 
 
 def test_key_order_is_checked_across_shard_boundaries():
@@ -130,3 +150,36 @@ def test_tampered_arrival_in_one_shards_merchants_fails_the_merge_closed(world_c
     bad = [json.loads((res / f"5B/_shards/S5/{k}-of-3/partial.json").read_text())["scenarios"][sid]["audit"]["v"]
            ["ts_outside_bucket"] for k in range(3)]
     assert bad == [0, 1, 0]
+
+
+def test_unreadable_arrivals_fail_closed_alike_in_one_job_and_in_shards(world_copy):
+    """A damaged arrivals file (same size, so only reading it tells): every shard that reads it hands the
+    failure on, and the merge writes the failing bundle one job writes, without a flag."""
+    res = world_copy.results
+    part = next((res / "5B/arrival_events").rglob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:200] + b"\0" * (part.stat().st_size - 200))
+    _clear(res)
+    with pytest.raises(EngineFailure) as e:
+        S5.run(world_copy.for_state("5B.S5"))
+    assert e.value.code == "5B.S5.VALIDATION_FAILED" and "inputs_readable" in e.value.line()
+    one = _files(res)
+    _clear(res)
+    with pytest.raises(EngineFailure) as e:
+        _run_sharded(world_copy, 3)
+    assert e.value.code == "5B.S5.VALIDATION_FAILED" and "inputs_readable" in e.value.line()
+    assert "5B/_passed.flag" not in one and _files(res) == one
+
+
+def test_snakemake_plans_shard_jobs_and_a_merge_for_s5(tmp_path):
+    """`--config shards=3`: three S5 shard jobs and a merge, no one-job rule (dry run)."""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    shutil.copy(ROOT / "Snakefile", wd)
+    for d in ("rules", "scripts", "config", "contracts", "report", "envs", "profiles"):
+        shutil.copytree(ROOT / d, wd / d)
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "preset=tiny", "shards=3"],
+                       cwd=wd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert out.count("rule seg5B_s5_shard:") == 3 and out.count("rule seg5B_s5_merge:") == 1
+    assert "rule seg5B_s5_validation:" not in out

@@ -17,6 +17,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from engine.core.tzcache import wheel_zoneinfo
 
@@ -52,6 +53,26 @@ def _i64(col, fill=0) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_timestamp(arr.type):
         arr = arr.cast(pa.int64())
     return np.asarray(arr.fill_null(fill).to_numpy(zero_copy_only=False)), valid
+
+
+@njit(cache=True)
+def sample_mask(mid: np.ndarray, seq: np.ndarray, every: np.int64) -> np.ndarray:
+    """(merchant_id + arrival_seq) ≡ 0 (mod every) per event, with Python's modulo. A division where a
+    merchant's run starts or seq does not step by one; otherwise the residue steps with seq (a division
+    per event costs ~10% of the audit)."""
+    n = len(mid)
+    out = np.zeros(n, np.bool_)
+    eu = np.uint64(every)
+    r = np.int64(0)
+    for i in range(n):
+        if i == 0 or mid[i] != mid[i - 1] or not (seq[i] > seq[i - 1] and seq[i] - seq[i - 1] == 1):
+            r = (np.int64(mid[i] % eu) + seq[i] % every) % every
+        else:
+            r += 1
+            if r == every:
+                r = 0
+        out[i] = r == 0
+    return out
 
 
 class ArrivalAudit:
@@ -114,8 +135,7 @@ class ArrivalAudit:
                       p.me_off, p.me_edge, p.me_tz, self.cnt, self.seen, self.tz_hist, self.v)
         self.local_hour += np.bincount(np.floor_divide(locp, 3_600_000_000) % 24, minlength=24)[:24]
         # deterministic sample: a rule per event, ~1 in `every` of each merchant's arrivals
-        e = np.uint64(self.every)
-        pick = np.flatnonzero((mid % e + seq.astype(np.uint64) % e) % e == 0)
+        pick = np.flatnonzero(sample_mask(mid, seq, np.int64(self.every)))
         if len(pick):
             self.sample.append((ts[pick], tzp[pick], locp[pick]))
 

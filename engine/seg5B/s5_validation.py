@@ -88,10 +88,15 @@ def merchant_range(mids: np.ndarray, shard: tuple[int, int] | None) -> tuple[int
 
 
 def _cut(cp: A.CoarsePlan, a: int, b: int) -> A.CoarsePlan:
-    """The coarse plan of domain rows [a, b) (one merchant range: the domain is merchant-major)."""
-    return dataclasses.replace(cp, **{f.name: {k: x[a:b] for k, x in v.items()} if isinstance(v, dict) else v[a:b]
-                                      for f in dataclasses.fields(cp) if isinstance(v := getattr(cp, f.name),
-                                                                                    (np.ndarray, dict))})
+    """The coarse plan of domain rows [a, b) (one merchant range: the domain is merchant-major); its
+    per-row arrays (and the per-row stream keys) are sliced, everything else is kept."""
+    C = len(cp.c_mid)
+
+    def cut(v):
+        if isinstance(v, dict):
+            return {k: cut(x) for k, x in v.items()}
+        return v[a:b] if isinstance(v, np.ndarray) and len(v) == C else v
+    return dataclasses.replace(cp, **{f.name: cut(getattr(cp, f.name)) for f in dataclasses.fields(cp)})
 
 
 class _Range:
