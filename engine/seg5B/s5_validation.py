@@ -47,6 +47,7 @@ _HARD = ("key_not_in_domain", "ts_outside_bucket", "civil_time_mismatch", "flag_
          "site_outside_zone", "edge_not_merchants", "virtual_on_non_virtual", "physical_on_virtual_only",
          "seq_out_of_range", "seq_duplicate", "tzid_primary_wrong")
 _ALL = 1 << 64                 # open upper end of the last merchant range
+_HIST_DENSE = 1 << 20          # S3 counts below this are histogrammed densely
 
 
 def _small(ctx: RunContext, ds: str, sid: str, chk: Checks) -> pl.DataFrame | None:
@@ -164,6 +165,7 @@ class _S3Fold:
         self.fig_lam = np.zeros((nm, self.span))
         self.bad_realised = self.zero_rule = self.rows = self.used = self.nonzero = self.site_rows = 0
         self.nz_hist = np.zeros(1, np.int64)          # rows per non-zero count (the p99/p50 of any merge)
+        self.nz_big: dict[int, int] = {}              # counts >= _HIST_DENSE
         # Pearson residuals per merchant, summed in row order: (rows, sum, sum of squares)
         self.rk, self.rs1, self.rs2 = np.zeros(nm, np.int64), np.zeros(nm), np.zeros(nm)
 
@@ -186,7 +188,10 @@ class _S3Fold:
         nz = n > 0
         self.nonzero += int(nz.sum())
         self.site_rows += int(np.count_nonzero(nz & self.site_c[c]))
-        h = np.bincount(n[nz])
+        cnt = n[nz]
+        for x, k in zip(*np.unique(cnt[cnt >= _HIST_DENSE], return_counts=True)):     # rare (or damaged) rows
+            self.nz_big[int(x)] = self.nz_big.get(int(x), 0) + int(k)
+        h = np.bincount(cnt[cnt < _HIST_DENSE])
         if len(h) > len(self.nz_hist):
             self.nz_hist = np.concatenate([self.nz_hist, np.zeros(len(h) - len(self.nz_hist), np.int64)])
         self.nz_hist[:len(h)] += h
@@ -211,7 +216,7 @@ class _S3Fold:
         return {"n": {"rows": self.rows, "bad_cover": int(np.count_nonzero(self.seen != 1)),
                       "bad_realised": self.bad_realised, "zero_rule": self.zero_rule, "used": self.used,
                       "nonzero": self.nonzero, "site_rows": self.site_rows, "expected": int(self.expected.sum())},
-                "nz_hist": [[int(x), int(self.nz_hist[x])] for x in v],
+                "nz_hist": [[int(x), int(self.nz_hist[x])] for x in v] + [[x, k] for x, k in sorted(self.nz_big.items())],
                 "resid": [[int(mids[i]), int(self.rk[i]), float(self.rs1[i]), float(self.rs2[i])] for i in r],
                 "fig": [[float(tot[i]), int(mids[i]), self.fig_n[i].tolist(), self.fig_lam[i].tolist()] for i in top]}
 
