@@ -98,19 +98,62 @@ if stateio.shards(config, "5B.S4") == 1:
             "../scripts/5B/s4_arrivals.py"
 
 
-rule seg5B_s5_validation:
-    input:
-        **state_inputs("5B.S5"),
-    output:
-        **state_outputs("5B.S5"),
-    log:
-        "logs/5B/S5.log",
-    benchmark:
-        "logs/benchmarks/5B/S5.tsv"
-    conda:
-        "../envs/engine.yaml"
-    threads: 2
-    resources:
-        mem_mb=6000,
-    script:
-        "../scripts/5B/s5_validation.py"
+if stateio.shards(config, "5B.S5") == 1:
+
+    rule seg5B_s5_validation:
+        input:
+            **state_inputs("5B.S5"),
+        output:
+            **state_outputs("5B.S5"),
+        log:
+            "logs/5B/S5.log",
+        benchmark:
+            "logs/benchmarks/5B/S5.tsv"
+        conda:
+            "../envs/engine.yaml"
+        threads: 2
+        resources:
+            mem_mb=6000,
+        script:
+            "../scripts/5B/s5_validation.py"
+
+else:
+
+    # config shards > 1: each job audits one merchant range into a partial result; the merge folds
+    # them and writes the bundle and flag of one job
+    rule seg5B_s5_shard:
+        input:
+            **state_inputs("5B.S5"),
+        output:
+            **shard_outputs("5B.S5"),
+        log:
+            "logs/5B/S5_shard{k}-of-{n}.log",
+        benchmark:
+            "logs/benchmarks/5B/S5_shard{k}-of-{n}.tsv"
+        wildcard_constraints:
+            k="[0-9]+",
+            n="[0-9]+",
+        conda:
+            "../envs/engine.yaml"
+        threads: 2
+        resources:
+            mem_mb=6000,
+        script:
+            "../scripts/5B/s5_validation.py"
+
+    rule seg5B_s5_merge:
+        input:
+            **merge_inputs("5B.S5"),
+        output:
+            **state_outputs("5B.S5"),
+        log:
+            "logs/5B/S5_merge.log",
+        benchmark:
+            "logs/benchmarks/5B/S5_merge.tsv"
+        conda:
+            "../envs/engine.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/5B/s5_merge.py"

@@ -9,7 +9,7 @@ in their sort key, and their primary key is checked within each row group only.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +52,13 @@ def _first_out_of_order(keys: list[np.ndarray], strict: bool) -> int:
 
 
 def scan_dataset(ctx: RunContext, dataset_id: str, code_prefix: str,
-                 partition: dict[str, str] | None = None) -> Iterator[tuple[dict, pa.Table]]:
+                 partition: dict[str, str] | None = None,
+                 keep_group: Callable[[str, int, pq.FileMetaData], bool] | None = None
+                 ) -> Iterator[tuple[dict, pa.Table]]:
     """(Hive partition values, row group) of a dataset this state declared, in file (= key) order;
-    with `partition`, only the files of that partition (e.g. {"scenario_id": "baseline_v1"})."""
+    with `partition`, only the files of that partition (e.g. {"scenario_id": "baseline_v1"}); with
+    `keep_group(file, i, metadata)`, only the row groups it keeps (a shard skips other merchants' by
+    their statistics; the key order is then checked over the groups read)."""
     ent = contracts.entry(dataset_id)
     if ent["segment"] != ctx.io.segment:
         check_upstream(ctx, dataset_id, code_prefix)
@@ -90,6 +94,8 @@ def scan_dataset(ctx: RunContext, dataset_id: str, code_prefix: str,
             if schema.field(name).type != contracts.arrow_type(spec["x-arrow"]):
                 raise fail("SCHEMA_INVALID", f"type {schema.field(name).type} != {spec['x-arrow']}", column=name)
         for i in range(pf.num_row_groups):
+            if keep_group is not None and not keep_group(f, i, pf.metadata):
+                continue
             t = pf.read_row_group(i).combine_chunks()
             for name, spec in props.items():
                 col = t.column(name).chunk(0) if t.num_rows else t.column(name)

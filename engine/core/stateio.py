@@ -57,7 +57,8 @@ def declare(state_id: str, shard: tuple | None = None, merge: int | None = None)
     A `shardable` state split into n jobs: job k (`shard=(k, n)`) reads what the state reads and
     writes its datasets, trace and report under `shard_dir`, for its merchants only; the merge
     (`merge=n`) reads the n shards' outputs and writes the state's own outputs, byte for byte what
-    one job writes (engine.core.shards)."""
+    one job writes (engine.core.shards). A shardable validation state's shard writes a partial result
+    (`partial`) and its merge also reads what the state reads, to finish the checks and write the bundle."""
     try:
         spec = states()[state_id]
     except KeyError:
@@ -96,9 +97,12 @@ def declare(state_id: str, shard: tuple | None = None, merge: int | None = None)
         outs["report"] = f"{sd}/run_report.json"
         if spec.get("rng"):
             outs["trace"] = f"{sd}/trace.json"
+        if kind == "validation":                                    # its checks over its merchants
+            outs["partial"] = f"{sd}/partial.json"
         return ins, outs
     if merge is not None:
-        ins = {"receipt": RECEIPT, "gate": f"{base}/S0/gate_receipt.json"}
+        if kind != "validation":          # a validation merge re-reads the small inputs, traces, flags
+            ins = {"receipt": RECEIPT, "gate": f"{base}/S0/gate_receipt.json"}
         for k in range(merge):
             sd = shard_dir(state_id, k, merge)
             ins.update({f"shard{k}_{d}": f"{sd}/{Path(contracts.entry(d)['path']).name}/{MANIFEST}"
@@ -106,6 +110,8 @@ def declare(state_id: str, shard: tuple | None = None, merge: int | None = None)
             ins[f"shard{k}_report"] = f"{sd}/run_report.json"
             if spec.get("rng"):
                 ins[f"shard{k}_trace"] = f"{sd}/trace.json"
+            if kind == "validation":
+                ins[f"shard{k}_partial"] = f"{sd}/partial.json"
     outs: dict[str, str] = {d: dataset_manifest(d) for d in produced_by(state_id)}
     outs["report"] = f"{base}/{st}/run_report.json"
     if spec.get("rng"):

@@ -6,10 +6,22 @@ into `ArrivalAudit` one row group at a time (count conservation per S3 row T4, t
 bucket, civil time against the cache for every event and against zoneinfo for a sample T1/T2,
 routing membership T5, arrival_seq 1..n per merchant); RNG budgets against the S2-S4 traces;
 the realism corridors (T6 top-10 tz share, T7 virtual share, NB2 dispersion) as configured.
+
+Cluster execution (config `shards`, issue "Cluster execution"): the streaming part (`audit_part`) runs
+as n jobs over merchant-id ranges, each reading only the row groups of S3, the arrivals and the summary
+whose merchant_id statistics meet its range, and writing a small partial result (counters, a count
+histogram, per-merchant residual sums, its figure candidates, its zoneinfo sample's verdicts);
+`conclude` folds the partials and does everything global (grid, grouping and latent field, RNG
+accounting, corridors, report page, bundle, flag). One job is the fold of one partial over the whole
+id range, so the bundle cannot depend on the shard count: every figure is an integer sum, or a float
+computed from the same numbers in the same order (sums per merchant, added in merchant order; the
+p99/p50 from a histogram), and the zoneinfo sample is a rule per event, not a position in the stream.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
@@ -18,11 +30,13 @@ import pyarrow as pa
 from engine.core import contracts, datasets, html, scan, validation
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
+from engine.core.identity import dumps
+from engine.core.publish import publish_text, read_manifest
 from engine.core.segment import Segment
 from engine.core.validation import Checks
 
 from . import arrivals as A
-from .audit import ArrivalAudit
+from .audit import ArrivalAudit, derived
 from .keyed_rows import read_keyed, rows_on_domain
 from .policies import MODES
 from .states import KEY, SEG, _part, derive, grid_of, latent_matrix, policies, routing_plan
@@ -32,6 +46,8 @@ _SEG = Segment(SEG)
 _HARD = ("key_not_in_domain", "ts_outside_bucket", "civil_time_mismatch", "flag_inconsistent", "site_not_merchants",
          "site_outside_zone", "edge_not_merchants", "virtual_on_non_virtual", "physical_on_virtual_only",
          "seq_out_of_range", "seq_duplicate", "tzid_primary_wrong")
+_ALL = 1 << 64                 # open upper end of the last merchant range
+_HIST_DENSE = 1 << 20          # S3 counts below this are histogrammed densely
 
 
 def _small(ctx: RunContext, ds: str, sid: str, chk: Checks) -> pl.DataFrame | None:
@@ -56,6 +72,78 @@ def _corridor(chk: Checks, name: str, x: float, spec: dict, lo_key: str = "lo", 
     chk.add(name, ok, figure=x, threshold=[spec[lo_key], spec[hi_key]], severity=spec.get("severity", "fail"))
 
 
+
+def merchant_range(mids: np.ndarray, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """[lo, hi) of the merchant ids shard k of n audits: the ranks of `shards.merchant_mask` (ceil(k·M/n)
+    onwards), widened to tile the whole id space, so a row of a merchant outside the domain is still
+    audited, by exactly one shard."""
+    if shard is None:
+        return 0, _ALL
+    k, n = shard
+    u = np.unique(np.asarray(mids, np.uint64))
+
+    def start(j: int) -> int:
+        r = -(-j * len(u) // n)
+        return 0 if j == 0 else int(u[r]) if r < len(u) else _ALL
+    return start(k), start(k + 1)
+
+
+def _cut(cp: A.CoarsePlan, a: int, b: int) -> A.CoarsePlan:
+    """The coarse plan of domain rows [a, b) (one merchant range: the domain is merchant-major); its
+    per-row arrays (and the per-row stream keys) are sliced, everything else is kept."""
+    C = len(cp.c_mid)
+
+    def cut(v):
+        if isinstance(v, dict):
+            return {k: cut(x) for k, x in v.items()}
+        return v[a:b] if isinstance(v, np.ndarray) and len(v) == C else v
+    return dataclasses.replace(cp, **{f.name: cut(getattr(cp, f.name)) for f in dataclasses.fields(cp)})
+
+
+class _Range:
+    """The rows of one merchant-id range [lo, hi) of a merchant-major dataset: row groups whose
+    merchant_id statistics miss it are skipped, rows outside it masked off. Remembers the first and last
+    row group it read (position, sort key) so the merge can check the key order across shards."""
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = lo, hi
+        self.whole = lo == 0 and hi == _ALL
+        self.ends: dict[str, list | None] = {}
+        self.rows: dict[str, int] = {}
+
+    def _meets(self, md, i: int) -> bool:
+        st = md.row_group(i).column(md.schema.names.index("merchant_id")).statistics
+        return st is None or not st.has_min_max or (int(st.max) >= self.lo and int(st.min) < self.hi)
+
+    def scan(self, ctx: RunContext, ds: str, sid: str) -> Iterator[pa.Table]:
+        files: dict[str, int] = {}
+        at: list = [None]
+
+        def keep(f: str, i: int, md) -> bool:
+            ok = self.whole or self._meets(md, i)
+            if ok:
+                at[0] = [files.setdefault(f, len(files)), i]
+            return ok
+        key = contracts.entry(ds)["sort_key"]
+        ends, rows = None, 0
+        for _, t in scan.scan_dataset(ctx, ds, CODE, _part(sid), keep_group=keep):     # contract + key order
+            if not t.num_rows:
+                continue
+            last = [at[0], [t.column(c)[t.num_rows - 1].as_py() for c in key]]
+            ends = [ends[0] if ends else [at[0], [t.column(c)[0].as_py() for c in key]], last]
+            if not self.whole:
+                m = np.asarray(t.column("merchant_id").to_numpy(), np.uint64)
+                sel = m >= np.uint64(self.lo)
+                if self.hi < _ALL:
+                    sel &= m < np.uint64(self.hi)
+                if not sel.all():
+                    t = t.filter(pa.array(sel))
+            rows += t.num_rows
+            if t.num_rows:
+                yield t
+        self.ends[ds], self.rows[ds] = ends, rows
+
+
 class _S3Fold:
     """S3's rows folded one row group at a time (memory: dense per (key, bucket) arrays, not rows):
     coverage, the realised-intensity identity, the zero-λ rule, expected arrivals for the audit,
@@ -76,8 +164,10 @@ class _S3Fold:
         self.fig_n = np.zeros((nm, self.span))
         self.fig_lam = np.zeros((nm, self.span))
         self.bad_realised = self.zero_rule = self.rows = self.used = self.nonzero = self.site_rows = 0
-        self.nz_counts: list[np.ndarray] = []
-        self.resid = [0, 0.0, 0.0]                    # rows, sum, sum of squares (file order: deterministic)
+        self.nz_hist = np.zeros(1, np.int64)          # rows per non-zero count (the p99/p50 of any merge)
+        self.nz_big: dict[int, int] = {}              # counts >= _HIST_DENSE
+        # Pearson residuals per merchant, summed in row order: (rows, sum, sum of squares)
+        self.rk, self.rs1, self.rs2 = np.zeros(nm, np.int64), np.zeros(nm), np.zeros(nm)
 
     def update(self, t: pa.Table) -> None:
         r = read_keyed([t], "bucket_index", ("lambda_baseline", "lambda_realised", "count_N"),
@@ -98,121 +188,255 @@ class _S3Fold:
         nz = n > 0
         self.nonzero += int(nz.sum())
         self.site_rows += int(np.count_nonzero(nz & self.site_c[c]))
-        self.nz_counts.append(n[nz].astype(np.int32))
+        cnt = n[nz]
+        for x, k in zip(*np.unique(cnt[cnt >= _HIST_DENSE], return_counts=True)):     # rare (or damaged) rows
+            self.nz_big[int(x)] = self.nz_big.get(int(x), 0) + int(k)
+        h = np.bincount(cnt[cnt < _HIST_DENSE])
+        if len(h) > len(self.nz_hist):
+            self.nz_hist = np.concatenate([self.nz_hist, np.zeros(len(h) - len(self.nz_hist), np.int64)])
+        self.nz_hist[:len(h)] += h
         sel = mu >= self.mu_min
         if sel.any():
             z = (n[sel] - mu[sel]) / np.sqrt(mu[sel])
-            self.resid[0] += int(sel.sum())
-            self.resid[1] += float(z.sum())
-            self.resid[2] += float((z * z).sum())
+            m = self.m_of_c[c[sel]]
+            self.rk += np.bincount(m, minlength=len(self.rk))
+            np.add.at(self.rs1, m, z)                 # unbuffered: row order, whatever the row groups
+            np.add.at(self.rs2, m, z * z)
         early = b < self.span
         np.add.at(self.fig_n, (self.m_of_c[c[early]], b[early]), n[early])
         np.add.at(self.fig_lam, (self.m_of_c[c[early]], b[early]), r.values["lambda_baseline"][early])
 
-    def realism(self) -> dict:
-        nz = np.concatenate(self.nz_counts) if self.nz_counts else np.zeros(0, np.int32)
-        k, s1, s2 = self.resid
-        gm = self.f.mean(axis=1) if self.f.size else np.ones(1)
-        return {"lgcp_mean_factor": float(self.f.mean()) if self.f.size else 1.0,
-                # groups are independent, buckets within a group are not: the standard error of the
-                # mean factor comes from the spread of the per-group means
-                "lgcp_mean_factor_se": float(gm.std() / np.sqrt(len(gm))) if len(gm) > 1 else 0.0,
-                "nonzero_fraction": self.nonzero / max(self.rows, 1),
-                "p99_p50": float(np.percentile(nz, 99) / max(np.percentile(nz, 50), 1)) if nz.size else 0.0,
-                "pearson_resid_std": float(np.sqrt(max(s2 / k - (s1 / k) ** 2, 0.0))) if k > 1 else float("nan"),
-                "dispersion_rows": k}
-
-    def figure(self, mids: np.ndarray) -> list[tuple[str, list[float], list[float]]]:
-        """Top-3 merchants by arrivals in the first week: realised arrivals and the 5A λ per UTC bucket."""
+    def partial(self, mids: np.ndarray) -> dict:
+        """What the merge needs (JSON): counters, the count histogram, the residual sums of the merchants
+        with any, and this range's figure candidates (top-3 by arrivals in the first week)."""
         tot = self.fig_n.sum(axis=1)
-        return [(str(int(mids[i])), self.fig_n[i].tolist(), self.fig_lam[i].tolist())
-                for i in np.argsort(-tot, kind="stable")[:3] if tot[i] > 0]
+        top = [i for i in np.argsort(-tot, kind="stable")[:3] if tot[i] > 0]
+        v = np.flatnonzero(self.nz_hist)
+        r = np.flatnonzero(self.rk)
+        return {"n": {"rows": self.rows, "bad_cover": int(np.count_nonzero(self.seen != 1)),
+                      "bad_realised": self.bad_realised, "zero_rule": self.zero_rule, "used": self.used,
+                      "nonzero": self.nonzero, "site_rows": self.site_rows, "expected": int(self.expected.sum())},
+                "nz_hist": [[int(x), int(self.nz_hist[x])] for x in v] + [[x, k] for x, k in sorted(self.nz_big.items())],
+                "resid": [[int(mids[i]), int(self.rk[i]), float(self.rs1[i]), float(self.rs2[i])] for i in r],
+                "fig": [[float(tot[i]), int(mids[i]), self.fig_n[i].tolist(), self.fig_lam[i].tolist()] for i in top]}
 
 
-def scenario_checks(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, chk: Checks) -> dict:
-    vp, cc = p["validation_policy_5B"], p["arrival_count_config_5B"]
-    grid = grid_of(ctx, sid, CODE)
+def _arrivals_in(ctx: RunContext, sid: str) -> int:
+    """A scenario's arrivals as sealed (manifest rows): the size of the zoneinfo sample, known to every shard."""
+    man = read_manifest(ctx.io.input("arrival_events_5B")) or {"files": []}
+    return sum(int(e.get("rows", 0)) for e in man["files"] if e["path"].startswith(f"scenario_id={sid}/"))
+
+
+def _domain(ctx: RunContext, sid: str, H: int, chk: Checks) -> tuple | None:
+    """(grouping, group ids, latent factors (G, H), group index per domain row), or None if S1 fails its contract."""
     grp = _small(ctx, "s1_grouping_5B", sid, chk)
     if _small(ctx, "s1_time_grid_5B", sid, chk) is None or grp is None:
-        return {}
-    dom = grp.select(KEY)
-    gids, f = latent_matrix(ctx, sid, CODE, grid.H)
+        return None
+    gids, f = latent_matrix(ctx, sid, CODE, H)
     gpos = {g: i for i, g in enumerate(gids)}
     c_group = grp["group_id"].replace_strict(gpos, default=-1, return_dtype=pl.Int64).to_numpy()
-    chk.add(f"every_group_has_a_latent_series_{sid}", bool(np.all(c_group >= 0)))
+    return grp, gids, f, c_group
+
+
+def _scenario_part(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, shard, at: dict) -> dict | None:
+    """One scenario's streamed checks over the merchants of `shard` (None: all)."""
+    at["phase"] = 0
+    grid = grid_of(ctx, sid, CODE)
+    d = _domain(ctx, sid, grid.H, Checks(CODE))               # the merge reports S1's own checks
+    if d is None:
+        return None
+    grp, _, f, c_group = d
+    dom = grp.select(KEY)
     cp = A.coarse_plan(dom, plan, derive(ctx, sid))
+    lo, hi = merchant_range(cp.c_mid, shard)
+    a = int(np.searchsorted(cp.c_mid, np.uint64(lo)))
+    b = int(np.searchsorted(cp.c_mid, np.uint64(hi))) if hi < _ALL else len(cp.c_mid)
+    cp, dom = _cut(cp, a, b), dom.slice(a, b - a)
     um, m_of_c = np.unique(cp.c_mid, return_inverse=True)
-    fold = _S3Fold(dom, np.maximum(c_group, 0), f, grid.H, p, m_of_c,
+    fold = _S3Fold(dom, np.maximum(c_group[a:b], 0), f, grid.H, p, m_of_c,
                    plan.m_mode[cp.c_m] != MODES.index("VIRTUAL_ONLY"))
-    for _, t in scan.scan_dataset(ctx, "s3_bucket_counts_5B", CODE, _part(sid)):    # contract + key order
+    rg = _Range(lo, hi)
+    at["phase"] = 1
+    for t in rg.scan(ctx, "s3_bucket_counts_5B", sid):
         fold.update(t)
-    chk.add(f"s3_covers_domain_{sid}", bool(np.all(fold.seen == 1)), figure=fold.rows, threshold=dom.height * grid.H,
-            detail="every (merchant, zone, channel) of S1 has exactly one row per bucket")
-    chk.add(f"realised_intensity_{sid}", fold.bad_realised == 0, figure=fold.bad_realised, threshold=0,
-            detail="lambda_realised = min(lambda_baseline x factor of the row's group at its bucket, lambda_max)")
-    chk.add(f"zero_lambda_no_events_{sid}", fold.zero_rule == 0, figure=fold.zero_rule, threshold=0)
-    # S4: every arrival, streamed
-    total = int(fold.expected.sum())
-    au = ArrivalAudit(cp, plan, grid, sample_every=_sample_every(total, vp), expected=fold.expected)
-    rows = 0
-    for _, t in scan.scan_dataset(ctx, "arrival_events_5B", CODE, _part(sid)):  # contract, (merchant, seq) order
+    at["phase"] = 2                                           # S4: every arrival of the range, streamed
+    every = _sample_every(_arrivals_in(ctx, sid), p["validation_policy_5B"])
+    au = ArrivalAudit(cp, plan, grid, sample_every=every, expected=fold.expected)
+    for t in rg.scan(ctx, "arrival_events_5B", sid):
         au.update(t)
-        rows += t.num_rows
-    chk.add(f"schema_arrival_events_5B_{sid}", True, figure=rows,
-            detail="every row group against the contract; keys strictly increasing across files")
     res = au.finish(None)
-    v = res["counts"]
-    cons = res["conservation"]
-    chk.add(f"count_conservation_{sid}", cons["rows_mismatched"] == 0 and cons["total_seen"] == total,
-            figure=cons["abs_diff"], threshold=0, detail=f"{cons['total_seen']:,} arrivals, {total:,} counted in S3")
-    for k in _HARD:
-        chk.add(f"{k}_{sid}", v[k] == 0, figure=v[k], threshold=0)
-    chk.add(f"arrival_seq_complete_{sid}", res["pk_missing"] == 0, figure=res["pk_missing"], threshold=0)
-    zi = res["zoneinfo"]
-    civ = vp["civil_time"]
-    rate = zi["mismatch"] / max(zi["sample"], 1)
-    chk.add(f"civil_time_vs_zoneinfo_{sid}", rate <= civ["max_mismatch_rate"] and zi["sample"] > 0 or total == 0,
-            figure=zi["mismatch"], threshold=civ["max_mismatch_rate"], detail=f"sample of {zi['sample']:,} arrivals")
-    # the summary matches the events' virtual split (streamed: ~nonzero S3 rows)
+    at["phase"] = 3                                           # the summary's virtual split (~nonzero S3 rows)
     sm = {"rows": 0, "n": 0, "virtual": 0, "edge_rows": 0}
-    for _, t in scan.scan_dataset(ctx, "s4_arrival_summary_5B", CODE, _part(sid)):
+    for t in rg.scan(ctx, "s4_arrival_summary_5B", sid):
         cv = t.column("count_virtual").to_numpy()
         sm["rows"] += t.num_rows
         sm["n"] += int(t.column("count_N").to_numpy().sum())
         sm["virtual"] += int(cv.sum())
         sm["edge_rows"] += int(np.count_nonzero(cv))
+    zi = res["zoneinfo"]
+    audit = {"v": res["counts"], **res["conservation"], "pk_missing": res["pk_missing"],
+             "zi_sample": zi["sample"], "zi_mismatch": zi["mismatch"], "zi_one_hour": zi["one_hour"],
+             "tz_hist": au.tz_hist.tolist(), "local_hour": res["local_hour"], "rows": rg.rows["arrival_events_5B"]}
+    return {"s3": fold.partial(um), "audit": audit, "summary": sm, "ends": rg.ends}
+
+
+def audit_part(ctx: RunContext, shard: tuple[int, int] | None, p: dict | None = None) -> dict:
+    """The streamed checks of every scenario over one merchant range, as JSON-ready partial results; a
+    failure to read stops here (as one job stops) and is handed to the merge with where it happened."""
+    p = p or policies(ctx, "S5")
+    sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
+    out: dict = {"shard": list(shard) if shard else None, "scenarios": {}, "error": None}
+    at: dict = {"sid": None, "phase": 0}
+    try:
+        plan = routing_plan(ctx, CODE, [grid_of(ctx, s, CODE) for s in sids])
+        for sid in sids:
+            at["sid"] = sid
+            out["scenarios"][sid] = _scenario_part(ctx, sid, plan, p, shard, at)
+    except EngineFailure as exc:
+        out["error"] = {**at, "line": exc.line()}
+    return out
+
+
+def _add(a, b):
+    """Element-wise sum of two partial counters (ints, lists of ints, dicts of them)."""
+    if isinstance(a, dict):
+        return {k: _add(a[k], b[k]) for k in a}
+    if isinstance(a, list):
+        return [x + y for x, y in zip(a, b, strict=True)]
+    return a + b
+
+
+def _fold(qs: list[dict]) -> dict:
+    """One scenario's partials (shard order) as one: the same numbers whatever the shard count."""
+    n, au, sm = qs[0]["s3"]["n"], qs[0]["audit"], qs[0]["summary"]
+    hist: dict[int, int] = {}
+    for q in qs[1:]:
+        n, au, sm = _add(n, q["s3"]["n"]), _add(au, q["audit"]), _add(sm, q["summary"])
+    for q in qs:
+        for v, c in q["s3"]["nz_hist"]:
+            hist[v] = hist.get(v, 0) + c
+    resid = sorted((r for q in qs for r in q["s3"]["resid"]), key=lambda r: r[0])        # merchant order
+    fig = sorted((r for q in qs for r in q["s3"]["fig"]), key=lambda r: (-r[0], r[1]))[:3]
+    return {"n": n, "audit": au, "summary": sm, "hist": sorted(hist.items()), "fig": fig,
+            "resid": (sum(r[1] for r in resid), float(np.sum([r[2] for r in resid])),
+                      float(np.sum([r[3] for r in resid])))}
+
+
+def _order_breaks(qs: list[dict]) -> list[str]:
+    """Datasets whose key order breaks between shards: each shard checked the row groups it read; the
+    ranges must follow one another (file position and key) for the whole stream to be in order."""
+    bad = []
+    for ds in qs[0]["ends"]:
+        ends = [q["ends"][ds] for q in qs if q["ends"][ds]]
+        for (_, (pa_, ka)), ((pb, kb), _) in zip(ends, ends[1:]):
+            if not (pa_ == pb or (pa_ < pb and ka < kb)):
+                bad.append(ds)
+                break
+    return bad
+
+
+def _percentile(hist: list[tuple[int, int]], q: float) -> float:
+    """np.percentile (linear) of the counts, from their histogram."""
+    v = np.array([h[0] for h in hist], np.int64)
+    cum = np.cumsum([h[1] for h in hist])
+    x = (int(cum[-1]) - 1) * q / 100
+    lo = int(np.floor(x))
+    a, b = (int(v[np.searchsorted(cum, i, side="right")]) for i in (lo, min(lo + 1, int(cum[-1]) - 1)))
+    return a + (b - a) * (x - lo)
+
+
+def _realism(s: dict, f: np.ndarray) -> dict:
+    n, hist = s["n"], s["hist"]
+    k, s1, s2 = s["resid"]
+    gm = f.mean(axis=1) if f.size else np.ones(1)
+    return {"lgcp_mean_factor": float(f.mean()) if f.size else 1.0,
+            # groups are independent, buckets within a group are not: the standard error of the
+            # mean factor comes from the spread of the per-group means
+            "lgcp_mean_factor_se": float(gm.std() / np.sqrt(len(gm))) if len(gm) > 1 else 0.0,
+            "nonzero_fraction": n["nonzero"] / max(n["rows"], 1),
+            "p99_p50": float(_percentile(hist, 99) / max(_percentile(hist, 50), 1)) if hist else 0.0,
+            "pearson_resid_std": float(np.sqrt(max(s2 / k - (s1 / k) ** 2, 0.0))) if k > 1 else float("nan"),
+            "dispersion_rows": k}
+
+
+def scenario_checks(ctx: RunContext, sid: str, qs: list[dict | None], p: dict, chk: Checks) -> dict:
+    """One scenario's checks from its partials (one per shard, in shard order)."""
+    vp, cc = p["validation_policy_5B"], p["arrival_count_config_5B"]
+    grid = grid_of(ctx, sid, CODE)
+    d = _domain(ctx, sid, grid.H, chk)
+    if d is None or any(q is None for q in qs):
+        return {}
+    grp, gids, f, c_group = d
+    chk.add(f"every_group_has_a_latent_series_{sid}", bool(np.all(c_group >= 0)))
+    s = _fold(qs)
+    n, au, sm = s["n"], s["audit"], s["summary"]
+    for ds in _order_breaks(qs):
+        chk.add(f"key_order_across_shards_{ds}_{sid}", False, detail="the last key of one shard's row groups is "
+                "not below the first key of the next shard's")
+    chk.add(f"s3_covers_domain_{sid}", n["bad_cover"] == 0, figure=n["rows"], threshold=grp.height * grid.H,
+            detail="every (merchant, zone, channel) of S1 has exactly one row per bucket")
+    chk.add(f"realised_intensity_{sid}", n["bad_realised"] == 0, figure=n["bad_realised"], threshold=0,
+            detail="lambda_realised = min(lambda_baseline x factor of the row's group at its bucket, lambda_max)")
+    chk.add(f"zero_lambda_no_events_{sid}", n["zero_rule"] == 0, figure=n["zero_rule"], threshold=0)
+    total = n["expected"]
+    chk.add(f"schema_arrival_events_5B_{sid}", True, figure=au["rows"],
+            detail="every row group against the contract; keys strictly increasing across files")
+    v = au["v"]
+    chk.add(f"count_conservation_{sid}", au["rows_mismatched"] == 0 and au["total_seen"] == total,
+            figure=au["abs_diff"], threshold=0, detail=f"{au['total_seen']:,} arrivals, {total:,} counted in S3")
+    for k in _HARD:
+        chk.add(f"{k}_{sid}", v[k] == 0, figure=v[k], threshold=0)
+    chk.add(f"arrival_seq_complete_{sid}", au["pk_missing"] == 0, figure=au["pk_missing"], threshold=0)
+    civ = vp["civil_time"]
+    rate = au["zi_mismatch"] / max(au["zi_sample"], 1)
+    chk.add(f"civil_time_vs_zoneinfo_{sid}", rate <= civ["max_mismatch_rate"] and au["zi_sample"] > 0 or total == 0,
+            figure=au["zi_mismatch"], threshold=civ["max_mismatch_rate"], detail=f"sample of {au['zi_sample']:,} arrivals")
     chk.add(f"summary_matches_events_{sid}", sm["n"] == v["arrivals"] and sm["virtual"] == v["virtual_arrivals"]
-            and sm["rows"] == fold.nonzero, figure=sm["virtual"], threshold=v["virtual_arrivals"])
+            and sm["rows"] == n["nonzero"], figure=sm["virtual"], threshold=v["virtual_arrivals"])
     # RNG budgets this scenario should have consumed
     G = len(gids)
     nb2 = cc["count_law"] == "nb2"
-    edge_rows = sm["edge_rows"]
+    dv = derived(v, np.asarray(au["tz_hist"]))
+    rx = dv["rng_expected"]
     expected = {
         "5B.latent_vector": {"events": G, "draws": 2 * G * grid.H, "blocks": G * grid.H},
-        "5B.bucket_count": {"events": fold.used, "draws": fold.used * (2 if nb2 else 1), "blocks": fold.used},
-        "5B.arrival_time_jitter": {"events": fold.nonzero, **res["rng_expected"]["5B.arrival_time_jitter"]},
-        "5B.arrival_site_pick": {"events": fold.site_rows, **res["rng_expected"]["5B.arrival_site_pick"]},
-        "5B.arrival_edge_pick": {"events": edge_rows, **res["rng_expected"]["5B.arrival_edge_pick"]},
+        "5B.bucket_count": {"events": n["used"], "draws": n["used"] * (2 if nb2 else 1), "blocks": n["used"]},
+        "5B.arrival_time_jitter": {"events": n["nonzero"], **rx["5B.arrival_time_jitter"]},
+        "5B.arrival_site_pick": {"events": n["site_rows"], **rx["5B.arrival_site_pick"]},
+        "5B.arrival_edge_pick": {"events": sm["edge_rows"], **rx["5B.arrival_edge_pick"]},
     }
-    realism = {**fold.realism(), **res["realism"]}
+    realism = {**_realism(s, f), **dv["realism"]}
     return {"expected": expected, "realism": realism, "arrivals": v["arrivals"], "virtual": v["virtual_arrivals"],
-            "fallback": v["fallback_arrivals"], "local_hour": res["local_hour"], "zoneinfo_sample": zi["sample"],
-            "figure": fold.figure(um)}
+            "fallback": v["fallback_arrivals"], "local_hour": au["local_hour"], "zoneinfo_sample": au["zi_sample"],
+            "figure": [(str(mid), arr, lam) for _, mid, arr, lam in s["fig"]]}
 
 
-def run(ctx: RunContext) -> None:
-    rep = _SEG.report("S5")
-    p = policies(ctx, "S5")
+def _first_error(parts: list[dict], sids: list[str]) -> tuple[int, str] | None:
+    """(scenario position, line) of the failure one job would have stopped at first."""
+    errs = [((sids.index(e["sid"]) if e["sid"] in sids else -1), e["phase"], k, e["line"])
+            for k, q in enumerate(parts) if (e := q["error"])]
+    return (min(errs)[0], min(errs)[3]) if errs else None
+
+
+def conclude(ctx: RunContext, parts: list[dict], rep, p: dict | None = None) -> None:
+    """Fold the partials (one per shard, in shard order) into the checks; RNG accounting, corridors,
+    report page, bundle, flag."""
+    p = p or policies(ctx, "S5")
     vp = p["validation_policy_5B"]
     chk = Checks(CODE)
     sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
     per: dict[str, dict] = {}
+    err = _first_error(parts, sids)
+    stop = err[1] if err else None
     try:
-        plan = routing_plan(ctx, CODE, [grid_of(ctx, s, CODE) for s in sids])
-        for sid in sids:
-            per[sid] = scenario_checks(ctx, sid, plan, p, chk)
+        for i, sid in enumerate(sids):
+            if err and i >= err[0]:
+                break
+            per[sid] = scenario_checks(ctx, sid, [q["scenarios"][sid] for q in parts], p, chk)
     except EngineFailure as exc:
-        chk.add("inputs_readable", False, detail=exc.line())
+        stop = exc.line()
+    if stop:
+        chk.add("inputs_readable", False, detail=stop)
     # RNG accounting: summed over scenarios against the traces of S2, S3, S4
     expected: dict[str, dict] = {}
     for s in per.values():
@@ -255,3 +479,28 @@ def run(ctx: RunContext) -> None:
     rep.count(arrivals=sum(s.get("arrivals", 0) for s in per.values()))
     page = validation.page(ctx, chk, "Segment 5B: realised arrivals", sections)
     validation.finish(ctx, chk, rep, page, {"metrics.json": metrics})
+
+
+def run(ctx: RunContext) -> None:
+    """5B.S5 as one job (the fold of one partial over every merchant), or as shard k of n
+    (`ctx.io.shard`): that shard's partial result, for `merge`."""
+    rep = _SEG.report("S5")
+    if ctx.io.shard is None:
+        p = policies(ctx, "S5")
+        conclude(ctx, [json.loads(dumps(audit_part(ctx, None, p)))], rep, p)      # the types a merge reads back
+        return
+    q = audit_part(ctx, ctx.io.shard)
+    publish_text(dumps(q), ctx.io.output("partial"), CODE, overwrite=True)
+    rep.count(arrivals=sum(s["audit"]["v"]["arrivals"] for s in q["scenarios"].values() if s))
+    rep.data["shard"] = list(ctx.io.shard)
+    rep.rng(None)
+    rep.write(ctx.io.output("report"), "FAIL" if q["error"] else "PASS")
+
+
+def merge(ctx: RunContext) -> None:
+    """5B.S5 run as shards: their partials folded in shard order (the bundle of one job)."""
+    n = sum(1 for name in ctx.io.inputs if name.startswith("shard") and name.endswith("_partial"))
+    parts = [json.loads(ctx.io.input(f"shard{k}_partial").read_text()) for k in range(n)]
+    rep = _SEG.report("S5")
+    rep.data["shards"] = n
+    conclude(ctx, parts, rep)
