@@ -9,6 +9,8 @@ SHARD_JOBS = {
     "5A.S4": ("5A/s4_scenarios.py", 1, 4000),
     "5B.S3": ("5B/s3_counts.py", 1, 6000),
     "5B.S4": ("5B/s4_arrivals.py", 2, 6000),
+    # a validation state's shards write partial results; its merge folds them (bundle, flag)
+    "5B.S5": ("5B/s5_validation.py", 2, 6000),
 }
 if set(SHARD_JOBS) != {s for s, e in stateio.states().items() if e.get("shardable")}:
     raise ValueError(
