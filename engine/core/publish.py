@@ -111,11 +111,19 @@ def _canonical_dict(arr: pa.DictionaryArray) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(ind, d.take(pa.array(order))).cast(arr.type)
 
 
+def one_chunk(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as one array, without a copy when it already is one chunk (ChunkedArray.combine_chunks
+    copies even then: a whole row group per column in the writer's hot path)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
 def _canonical(table: pa.Table) -> pa.Table:
     """One chunk per column; dictionaries rebuilt from the rows (first-appearance order)."""
     cols = []
     for col in table.columns:
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        arr = one_chunk(col)
         if pa.types.is_dictionary(arr.type):
             arr = _canonical_dict(arr)
         cols.append(arr)

@@ -9,8 +9,10 @@ in their sort key, and their primary key is checked within each row group only.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +24,9 @@ from .context import RunContext
 from .datasets import check_upstream, identity_mismatch
 from .errors import EngineFailure
 from .publish import sealed_files
+
+T = TypeVar("T")
+_END = object()
 
 
 def _key_codes(col: pa.Array) -> np.ndarray:
@@ -137,3 +142,15 @@ def read_columns(ctx: RunContext, dataset_id: str, code_prefix: str, columns: li
                                 "producing rule", {"file": f, "dataset": dataset_id})
         parts.append(t)
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def prefetched(items: Iterable[T]) -> Iterator[T]:
+    """`items` produced one ahead on a worker thread, in order: the next row group is read, decoded and
+    checked (pyarrow releases the GIL) while the caller folds this one. Errors surface where the item
+    would have been produced; closing the generator early stops the worker after its current item."""
+    it = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as ex:
+        fut = ex.submit(next, it, _END)
+        while (item := fut.result()) is not _END:
+            fut = ex.submit(next, it, _END)
+            yield item

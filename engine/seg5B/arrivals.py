@@ -72,12 +72,17 @@ class RoutingPlan:
     cache: CivilTimeCache
 
     def merchant_index(self, merchant_id) -> np.ndarray:
-        """int64 index of each merchant id, -1 when unknown."""
+        """int64 index of each merchant id, -1 when unknown; looked up once per run of equal ids (event
+        tables are merchant-major)."""
         m = np.asarray(merchant_id, np.uint64)
-        i = np.searchsorted(self.merchant_ids, m)
+        if not len(m):
+            return np.zeros(0, np.int64)
+        s = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
+        u = m[s]
+        i = np.searchsorted(self.merchant_ids, u)
         ok = i < len(self.merchant_ids)
-        ok[ok] = self.merchant_ids[i[ok]] == m[ok]
-        return np.where(ok, i, -1).astype(np.int64)
+        ok[ok] = self.merchant_ids[i[ok]] == u[ok]
+        return np.repeat(np.where(ok, i, -1).astype(np.int64), np.diff(np.append(s, len(m))))
 
 
 def _csr(owner_idx: np.ndarray, n: int) -> np.ndarray:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from engine.core.publish import one_chunk
 from engine.core.tzcache import wheel_zoneinfo
 
 from . import kernels as K
@@ -30,29 +31,60 @@ _NAMES = ("arrivals", "key_not_in_domain", "ts_outside_bucket", "civil_time_mism
           "site_not_merchants", "site_outside_zone", "fallback_arrivals", "edge_not_merchants",
           "virtual_on_non_virtual", "physical_on_virtual_only", "seq_out_of_range", "seq_duplicate",
           "site_pick_blocks", "virtual_arrivals", "tzid_primary_wrong")
-_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Validity as bools, unpacked from the bitmap (all True without nulls)."""
+    if not arr.null_count:
+        return np.ones(len(arr), np.bool_)
+    bits = np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), bitorder="little")
+    return bits[arr.offset:arr.offset + len(arr)].view(np.bool_)
+
+
+def _values(arr: pa.Array, dtype) -> np.ndarray:
+    """The value buffer of a fixed-width array, zero-copy; slots under a null hold whatever the reader
+    put there, and every consumer checks validity first."""
+    dt_ = np.dtype(dtype)
+    return np.frombuffer(arr.buffers()[1], dt_, count=len(arr), offset=arr.offset * dt_.itemsize)
 
 
 def _codes(col: pa.ChunkedArray | pa.Array, values: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(int32 codes into `values`, -1 unknown; validity) of a dictionary/string column."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    """(int32 codes into `values`, -1 unknown or null; validity) of a dictionary/string column."""
+    arr = one_chunk(col)
     if pa.types.is_dictionary(arr.type):
         d = np.asarray(pc.index_in(arr.dictionary.cast(pa.string()), value_set=pa.array(values, pa.string()))
                        .fill_null(-1), np.int32)
-        idx = arr.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        out = d[idx] if len(d) else np.full(len(arr), -1, np.int32)
+        out = d[_values(arr.indices, np.int32)] if len(d) else np.full(len(arr), -1, np.int32)
     else:
         out = np.asarray(pc.index_in(arr, value_set=pa.array(values, pa.string())).fill_null(-1), np.int32)
-    valid = np.asarray(arr.is_valid(), bool)
-    return np.where(valid, out, -1).astype(np.int32), valid
+    valid = _valid(arr)
+    return (np.where(valid, out, -1).astype(np.int32) if arr.null_count else out), valid
 
 
-def _i64(col, fill=0) -> tuple[np.ndarray, np.ndarray]:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    valid = np.asarray(arr.is_valid(), bool)
-    if pa.types.is_timestamp(arr.type):
-        arr = arr.cast(pa.int64())
-    return np.asarray(arr.fill_null(fill).to_numpy(zero_copy_only=False)), valid
+def _i64(col, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    arr = one_chunk(col)
+    return _values(arr, dtype), _valid(arr)
+
+
+@njit(cache=True, nogil=True)
+def _domain_rows(m, z, ch, ck, m_c_lo, n_zones, n_chan):
+    """Domain row c of each arrival's (merchant, zone, channel), -1 when not in the domain: a search
+    among the merchant's own few rows, not the whole domain."""
+    out = np.full(m.shape[0], -1, np.int64)
+    for i in range(m.shape[0]):
+        if m[i] < 0 or z[i] < 0 or ch[i] < 0:
+            continue
+        key = (m[i] * n_zones + z[i]) * n_chan + ch[i]
+        lo, hi = m_c_lo[m[i]], m_c_lo[m[i] + 1]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ck[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < m_c_lo[m[i] + 1] and ck[lo] == key:
+            out[i] = lo
+    return out
 
 
 @njit(cache=True)
@@ -98,6 +130,8 @@ class ArrivalAudit:
         self._ck = (cp.c_m * len(cp.zones) + cp.c_zone) * len(CHANNELS) + cp.c_chan
         if np.any(np.diff(self._ck) <= 0):
             raise ValueError("coarse keys not sorted")
+        # a merchant's domain rows are contiguous: [lo[m], lo[m + 1])
+        self._m_c_lo = np.searchsorted(cp.c_m, np.arange(len(plan.merchant_ids) + 1)).astype(np.int64)
         self.every = int(sample_every)
         self.sample: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -106,14 +140,11 @@ class ArrivalAudit:
         n = t.num_rows
         if n == 0:
             return
-        mid = np.asarray(t.column("merchant_id").combine_chunks().to_numpy(zero_copy_only=False), np.uint64)
+        mid, _ = _i64(t.column("merchant_id"), np.uint64)
         m = self.plan.merchant_index(mid)
         z, _ = _codes(t.column("zone_representation"), self.cp.zones)
         ch, _ = _codes(t.column("channel_group"), CHANNELS)
-        ck = (m * len(self.cp.zones) + z) * len(CHANNELS) + ch
-        c = np.searchsorted(self._ck, ck)
-        c = np.minimum(c, len(self._ck) - 1)
-        c = np.where((m >= 0) & (z >= 0) & (ch >= 0) & (self._ck[c] == ck), c, -1)
+        c = _domain_rows(m, z, ch, self._ck, self._m_c_lo, len(self.cp.zones), len(CHANNELS))
         tz = self.plan.cache.tzids
         tzp, _ = _codes(t.column("tzid_primary"), tz)
         tzo, opv = _codes(t.column("tzid_operational"), tz)
@@ -122,14 +153,14 @@ class ArrivalAudit:
         locp, _ = _i64(t.column("ts_local_primary"))
         loco, _ = _i64(t.column("ts_local_operational"))
         locs, _ = _i64(t.column("ts_local_settlement"))
-        site, sv = _i64(t.column("site_id"))
-        edge, ev = _i64(t.column("edge_id"))
-        b, _ = _i64(t.column("bucket_index"), -1)
+        site, sv = _i64(t.column("site_id"), np.uint64)
+        edge, ev = _i64(t.column("edge_id"), np.uint64)
+        b, _ = _i64(t.column("bucket_index"), np.int32)
         seq, _ = _i64(t.column("arrival_seq"))
-        virt = np.asarray(t.column("is_virtual").combine_chunks().fill_null(False).to_numpy(zero_copy_only=False))
+        virt = one_chunk(t.column("is_virtual")).to_numpy(zero_copy_only=False).astype(np.bool_, copy=False)
         ca, p, cc = self.cp, self.plan, self.plan.cache
-        K.audit_batch(m, c.astype(np.int64), b.astype(np.int64), ts, seq, virt, sv, site.astype(np.uint64), ev,
-                      edge.astype(np.uint64), tzp, locp, opv, tzo, loco, stv, tzs, locs, ca.zone_tz,
+        K.audit_batch(m, c, b, ts, seq, virt, sv, site, ev,
+                      edge, tzp, locp, opv, tzo, loco, stv, tzs, locs, ca.zone_tz,
                       self.g.H, np.int64(self.g.h0_us), np.int64(self.g.d_us), cc.tz_start, cc.trans_us, cc.offset_us,
                       p.m_mode, self.m_seq_off, p.m_settle_tz, ca.c_fallback, p.ms_off, p.ms_site, p.ms_tz,
                       p.me_off, p.me_edge, p.me_tz, self.cnt, self.seen, self.tz_hist, self.v)
@@ -152,10 +183,12 @@ class ArrivalAudit:
                 mism += len(sel)
                 continue
             zi = wheel_zoneinfo(self.plan.cache.tzids[t], "5B.S5")
-            # the reference: stdlib zoneinfo from the pinned wheel, one conversion per sampled arrival
-            want = np.array([int((dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=int(x)))
-                                 .astimezone(zi).replace(tzinfo=None).__sub__(_EPOCH) // dt.timedelta(microseconds=1))
-                             for x in ts[sel]], np.int64)
+            # the reference: stdlib zoneinfo from the pinned wheel, one conversion per sampled arrival (the
+            # offset in force at the arrival's second: transitions fall on whole seconds)
+            us = dt.timedelta(microseconds=1)
+            off = np.array([dt.datetime.fromtimestamp(x, zi).utcoffset() // us
+                            for x in (ts[sel] // 1_000_000).tolist()], np.int64)
+            want = ts[sel] + off
             d = loc[sel] - want
             mism += int(np.count_nonzero(d))
             one_hour += int(np.count_nonzero(np.abs(d) == 3_600_000_000))

@@ -284,7 +284,7 @@ def _find(a, lo, hi, x):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def audit_batch(m_idx, c_idx, b, ts, seq, virt, site_valid, site, edge_valid, edge, tzp, locp,
                 op_valid, tzo, loco, st_valid, tzs, locs, zone_tz,
                 H, h0_us, d_us, tz_start, trans_us, offset_us,

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from numba import njit
 
 from engine.core import contracts, datasets, html, scan, validation
 from engine.core.context import RunContext
@@ -144,6 +145,27 @@ class _Range:
         self.ends[ds], self.rows[ds] = ends, rows
 
 
+@njit(cache=True, nogil=True)
+def _fold_rows(c, b, n, mu, base, H, m_of_c, mu_min, span, seen, expected, rk, rs1, rs2, fig_n, fig_lam):
+    """One row group of S3 rows into the dense per-cell arrays (`seen` saturates at 255: any value but 1
+    is a coverage failure) and the per-merchant sums, added in row order (the same sums whatever the
+    row groups or shards)."""
+    for i in range(c.shape[0]):
+        cell = c[i] * H + b[i]
+        if seen[cell] < 255:
+            seen[cell] += 1
+        expected[cell] += n[i]
+        m = m_of_c[c[i]]
+        if mu[i] >= mu_min:
+            z = (np.float64(n[i]) - mu[i]) / np.sqrt(mu[i])
+            rk[m] += 1
+            rs1[m] += z
+            rs2[m] += z * z
+        if b[i] < span:
+            fig_n[m, b[i]] += n[i]
+            fig_lam[m, b[i]] += base[i]
+
+
 class _S3Fold:
     """S3's rows folded one row group at a time (memory: dense per (key, bucket) arrays, not rows):
     coverage, the realised-intensity identity, the zero-λ rule, expected arrivals for the audit,
@@ -174,15 +196,15 @@ class _S3Fold:
                        f"{CODE}.BUCKET_COUNT_MISMATCH")
         c = rows_on_domain(r, self.dom, f"{CODE}.BUCKET_COUNT_MISMATCH")
         b = r.bucket
-        cell = c * self.H + b
-        np.add.at(self.seen, cell, 1)
         fac = self.f[self.c_group[c], b]
         mu = r.values["lambda_realised"]
         want = np.minimum(r.values["lambda_baseline"] * fac, self.lam_max)
         self.bad_realised += int(np.count_nonzero(want != mu))
         n = r.values["count_N"].astype(np.int64)
         self.zero_rule += int(np.count_nonzero(n[mu <= self.eps]))
-        self.expected[cell] += n                      # cells are unique (checked by `seen`)
+        # cells seen and expected counts, residual sums per merchant in row order, the first-week figure
+        _fold_rows(c, b, n, mu, r.values["lambda_baseline"], self.H, self.m_of_c, self.mu_min, self.span,
+                   self.seen, self.expected, self.rk, self.rs1, self.rs2, self.fig_n, self.fig_lam)
         self.rows += len(n)
         self.used += int(np.count_nonzero(mu > self.eps))
         nz = n > 0
@@ -195,16 +217,6 @@ class _S3Fold:
         if len(h) > len(self.nz_hist):
             self.nz_hist = np.concatenate([self.nz_hist, np.zeros(len(h) - len(self.nz_hist), np.int64)])
         self.nz_hist[:len(h)] += h
-        sel = mu >= self.mu_min
-        if sel.any():
-            z = (n[sel] - mu[sel]) / np.sqrt(mu[sel])
-            m = self.m_of_c[c[sel]]
-            self.rk += np.bincount(m, minlength=len(self.rk))
-            np.add.at(self.rs1, m, z)                 # unbuffered: row order, whatever the row groups
-            np.add.at(self.rs2, m, z * z)
-        early = b < self.span
-        np.add.at(self.fig_n, (self.m_of_c[c[early]], b[early]), n[early])
-        np.add.at(self.fig_lam, (self.m_of_c[c[early]], b[early]), r.values["lambda_baseline"][early])
 
     def partial(self, mids: np.ndarray) -> dict:
         """What the merge needs (JSON): counters, the count histogram, the residual sums of the merchants
@@ -257,17 +269,17 @@ def _scenario_part(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, shar
                    plan.m_mode[cp.c_m] != MODES.index("VIRTUAL_ONLY"))
     rg = _Range(lo, hi)
     at["phase"] = 1
-    for t in rg.scan(ctx, "s3_bucket_counts_5B", sid):
+    for t in scan.prefetched(rg.scan(ctx, "s3_bucket_counts_5B", sid)):
         fold.update(t)
     at["phase"] = 2                                           # S4: every arrival of the range, streamed
     every = _sample_every(_arrivals_in(ctx, sid), p["validation_policy_5B"])
     au = ArrivalAudit(cp, plan, grid, sample_every=every, expected=fold.expected)
-    for t in rg.scan(ctx, "arrival_events_5B", sid):
+    for t in scan.prefetched(rg.scan(ctx, "arrival_events_5B", sid)):
         au.update(t)
     res = au.finish(None)
     at["phase"] = 3                                           # the summary's virtual split (~nonzero S3 rows)
     sm = {"rows": 0, "n": 0, "virtual": 0, "edge_rows": 0}
-    for t in rg.scan(ctx, "s4_arrival_summary_5B", sid):
+    for t in scan.prefetched(rg.scan(ctx, "s4_arrival_summary_5B", sid)):
         cv = t.column("count_virtual").to_numpy()
         sm["rows"] += t.num_rows
         sm["n"] += int(t.column("count_N").to_numpy().sum())
