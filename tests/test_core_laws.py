@@ -7,6 +7,8 @@ import logging
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core import contracts, hashgate, identity, ids
 from engine.core.errors import EngineFailure
@@ -245,3 +247,32 @@ def test_progress_line(caplog):
     with caplog.at_level(logging.INFO, logger="t"):
         p.update(50)
     assert "50/100" in caplog.text and "eta" in caplog.text and "rate" in caplog.text
+
+
+@given(st.lists(st.integers(), max_size=50), st.integers(-1, 60))
+@settings(max_examples=60, deadline=None)
+def test_prefetched_keeps_order_and_raises_where_the_item_failed(items, fail_at):
+    from engine.core.scan import prefetched
+
+    def gen():
+        for i, x in enumerate(items):
+            if i == fail_at:
+                raise ValueError(f"bad item {i}")
+            yield x
+    got = []
+    if 0 <= fail_at < len(items):
+        with pytest.raises(ValueError, match=f"bad item {fail_at}"):
+            for x in prefetched(gen()):
+                got.append(x)
+        assert got == items[:fail_at]
+    else:
+        assert list(prefetched(gen())) == items
+
+
+def test_one_chunk_does_not_copy_a_single_chunk():
+    from engine.core.publish import one_chunk
+    a = pa.array(np.arange(1000))
+    col = pa.chunked_array([a])
+    assert one_chunk(col).buffers()[1].address == a.buffers()[1].address
+    two = pa.chunked_array([a, a])
+    assert one_chunk(two).to_pylist() == a.to_pylist() * 2
