@@ -12,7 +12,7 @@ from engine.core.context import RunContext
 from engine.core.validation import Checks, load_datasets
 
 from .common import KEY, SEG, load_policies, state_report, world_window
-from .tz_resolve import share_limit as _share_limit   # one limit for S1's hard cap and S5's check
+from .tz_resolve import share_limit as _share_limit  # one limit for S1's hard cap and S5's check
 from .tz_tables import zone_tables
 
 CODE = "2A.S5"
