@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from engine.core.context import ROOT
 from engine.core.errors import EngineFailure
@@ -299,3 +301,29 @@ def test_final_site_timezones_copies_and_rechecks(docs, resolved):
         with pytest.raises(EngineFailure) as e:
             tz_resolve.final_site_timezones(ov, _ov(), RUN_DATE)
         assert e.value.code == "2A.S2.OVERRIDE_EXPIRED"
+
+
+def test_fallback_cap_is_the_policy_rate_plus_three_binomial_errors(docs):
+    """The cap bounds a rate: at 200 sites, 3 fallbacks (1.5% > the policy's 1%) are noise, 10 (5%) are not."""
+    p = docs["tz_policy"]["max_fallback_share"]
+    assert tz_resolve.share_limit(0.01, 200) == pytest.approx(0.01 + 3 * (0.01 * 0.99 / 200) ** 0.5)
+    assert tz_resolve.share_limit(p, 10**12) == pytest.approx(p, abs=1e-6)
+
+    def world(n_sea: int) -> pl.DataFrame:
+        lat = [SEA[0]] * n_sea + [38.72] * (200 - n_sea)
+        lon = [SEA[1]] * n_sea + [-9.14] * (200 - n_sea)
+        return frame(["PT"] * 200, lat, lon, mid=np.arange(1, 201))
+    _, counts = resolve(docs, world(3))
+    assert counts["country_fallback"] == 3
+    with pytest.raises(EngineFailure) as e:
+        resolve(docs, world(10))
+    assert e.value.code == "2A.S1.FALLBACK_CAP_EXCEEDED"
+    assert e.value.context["cap"] == pytest.approx(tz_resolve.share_limit(p, 200), abs=1e-6)
+
+
+@given(p=hst.floats(0.0, 0.5), n=hst.integers(1, 10**7))
+@settings(max_examples=200, deadline=None)
+def test_share_limit_widens_only_for_small_worlds(p, n):
+    lim = tz_resolve.share_limit(p, n)
+    assert p <= lim <= tz_resolve.share_limit(p, max(n // 2, 1))     # never below the policy; shrinks with n
+    assert lim <= p + 1.5 / n ** 0.5 + 1e-12                        # 3 sd, sd <= 1/(2 sqrt n)

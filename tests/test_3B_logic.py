@@ -276,3 +276,25 @@ def test_malformed_policy_is_named(tmp_path):
     with pytest.raises(EngineFailure) as e:
         load_policy(p, "3B", "cdn_country_weights", "3B.S0")
     assert e.value.code == "3B.S0.INPUT_INVALID" and "edge_count_clamp" in e.value.message
+
+
+def test_world_without_virtual_merchants_gives_typed_empty_tables(inputs):
+    """All card-present: nothing virtual, so no edges; the index still has its one typed GLOBAL row over an
+    empty blob (a 50-merchant world draws no virtual merchant for about one seed in six)."""
+    m = merchants(200).with_columns(pl.lit("card_present").cast(pl.Categorical).alias("channel"))
+    cl, st, e, a = run_3b(m, inputs)
+    assert not cl["is_virtual"].any() and st.height == 0 and e.catalogue.height == 0
+    assert a.blob == b"" and a.header["merchants"] == 0 and a.max_abs_delta == 0.0
+    assert a.index.schema == alias_tables.build_tables(world_like_catalogue()).index.schema
+    g = a.index.row(0, named=True)
+    assert a.index.height == 1 and g["scope"] == "GLOBAL" and g["merchant_id"] is None
+    assert g["blob_length_bytes"] == 0 and g["edge_count_total"] == 0
+    assert g["merchant_alias_checksum"] == hashlib.sha256(b"").hexdigest()
+    assert checks.overall(checks.structural(cl, m, st, e.catalogue, e.index, VALID)) == "PASS"
+    r = checks.realism(cl, m, st, e.catalogue, a.max_abs_delta, pol("virtual_validation"))
+    assert checks.overall(r) == "PASS", r
+
+
+def world_like_catalogue() -> pl.DataFrame:
+    return pl.DataFrame({"merchant_id": [7, 7, 9], "edge_seq_index": [0, 1, 0], "edge_weight": [0.25, 0.75, 1.0]},
+                        schema={"merchant_id": pl.UInt64, "edge_seq_index": pl.Int32, "edge_weight": pl.Float64})

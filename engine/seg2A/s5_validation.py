@@ -12,6 +12,7 @@ from engine.core.context import RunContext
 from engine.core.validation import Checks, load_datasets
 
 from .common import KEY, SEG, load_policies, state_report, world_window
+from .tz_resolve import share_limit as _share_limit  # one limit for S1's hard cap and S5's check
 from .tz_tables import zone_tables
 
 CODE = "2A.S5"
@@ -39,12 +40,6 @@ def structural(d: dict, pol: dict, chk: Checks) -> None:
     nudged = float(st["nudge_lat_deg"].is_not_null().sum()) / n
     c = pol["validation"]["max_nudged_share"]
     chk.add("nudged_share", nudged <= c["value"], figure=nudged, threshold=c["value"], severity=c["severity"])
-
-
-def _share_limit(p_max: float, n: int) -> float:
-    """The policy's maximum share of sites plus three binomial standard errors at n sites: the policy
-    bounds a rate, and a 50-merchant world's ~200 sites observe it with ~1.5 points of noise."""
-    return float(p_max + 3.0 * (p_max * (1.0 - p_max) / max(n, 1)) ** 0.5)
 
 
 def cache_checks(ctx: RunContext, d: dict, chk: Checks) -> None:

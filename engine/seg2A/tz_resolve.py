@@ -7,7 +7,7 @@ Chapter 2A2B §3 2A.S1, vectorised over all sites (site-key order):
    the nudged coordinates are recorded (both or neither) whether or not the nudge settles it.
 3. still open -> active overrides by precedence site > mcc > country -> source `override`.
 4. still open and allowed -> the country's principal tzid -> source `country_fallback`
-   (share capped by tz_policy.max_fallback_share).
+   (share capped by tz_policy.max_fallback_share + 3 binomial standard errors at n sites).
 Then every tzid must be in the pinned tzdata and belong to the site's country; an override may
 name a zone outside the country (it is governed and counted, never silent).
 """
@@ -25,6 +25,12 @@ from .tz_tables import ZoneTables, strings, zone_tables
 
 KEY = ["merchant_id", "legal_country_iso", "site_order"]
 SCOPES = ("site", "mcc", "country")          # precedence order
+
+
+def share_limit(p_max: float, n: int) -> float:
+    """The policy's maximum share of sites plus three binomial standard errors at n sites: the policy
+    bounds a rate, and a 50-merchant world's ~200 sites observe it with ~1.5 points of noise."""
+    return float(p_max + 3.0 * (p_max * (1.0 - p_max) / max(n, 1)) ** 0.5)
 
 
 def nudge(lat: np.ndarray, lon: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -162,10 +168,11 @@ def resolve(sites: pl.DataFrame, nudge_policy: dict, overrides_policy: dict, tz_
                 r = unknown.row(0, named=True)
                 raise EngineFailure("2A.S1.BORDER_AMBIGUITY_UNRESOLVED", "the site's country has no zone in "
                                     "tzdata's zone tables; add an override", {k: r[k] for k in KEY})
-            share = fb.height / n
-            if share > tz_policy["max_fallback_share"]:
+            share, cap = fb.height / n, share_limit(tz_policy["max_fallback_share"], n)
+            if share > cap:
                 raise EngineFailure("2A.S1.FALLBACK_CAP_EXCEEDED", "too many sites fall back to their country's "
-                                    "principal zone", {"share": round(share, 6), "cap": tz_policy["max_fallback_share"]})
+                                    "principal zone", {"share": round(share, 6), "cap": round(cap, 6),
+                                                       "policy": tz_policy["max_fallback_share"], "sites": n})
             fill = pl.concat([fill, fb.select(*fill.columns[:-2], pl.col("fb").alias("override_tzid"),
                                               pl.lit("country_fallback").alias("override_scope"))])
         patch = fill.select("_row", pl.col("override_tzid").alias("tz_fill"), pl.col("override_scope").alias("sc"))

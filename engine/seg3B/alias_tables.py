@@ -25,6 +25,10 @@ COMPONENTS = ("alias_layout_policy", "cdn_policy", "edge_alias_blob", "edge_alia
               "rng_policy", "tile_surface")
 
 
+INDEX_SCHEMA = {"scope": pl.String, "merchant_id": pl.UInt64, "blob_offset_bytes": pl.Int64, "blob_length_bytes": pl.Int64,
+                "edge_count_total": pl.Int32, "alias_table_length": pl.Int32, "merchant_alias_checksum": pl.String}
+
+
 class AliasTables(NamedTuple):
     blob: bytes
     index: pl.DataFrame        # scope MERCHANT rows then one GLOBAL row
@@ -68,7 +72,7 @@ def build_tables(cat: pl.DataFrame, code: str = "3B.S3") -> AliasTables:
     merchant_rows = pl.DataFrame({
         "scope": "MERCHANT", "merchant_id": mids, "blob_offset_bytes": ob, "blob_length_bytes": lb,
         "edge_count_total": sizes.astype(np.int32), "alias_table_length": sizes.astype(np.int32),
-        "merchant_alias_checksum": seg_hex}, schema_overrides={"merchant_id": pl.UInt64})
+        "merchant_alias_checksum": seg_hex}, schema=INDEX_SCHEMA)   # typed: a world may have no virtual merchant
     glob = pl.DataFrame({"scope": ["GLOBAL"], "merchant_id": [None], "blob_offset_bytes": [0],
                          "blob_length_bytes": [len(blob)], "edge_count_total": [int(sizes.sum())],
                          "alias_table_length": [None], "merchant_alias_checksum": [blob_sha]},

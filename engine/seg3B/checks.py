@@ -21,7 +21,7 @@ def _row(check_id, ok, metric, threshold, severity="FAIL"):
 
 def _cv(x: np.ndarray) -> float:
     x = x.astype(np.float64)
-    return float(x.std() / x.mean()) if x.mean() > 0 else 0.0
+    return float(x.std() / x.mean()) if len(x) and x.mean() > 0 else 0.0     # no virtual merchant: 0
 
 
 def country_js_median(cat: pl.DataFrame, n_pairs: int) -> float:
