@@ -10,6 +10,7 @@ a stand-in for the Kubernetes API: `pytest -m cluster` builds 1A that way, byte 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ needs_plugins = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} 
 
 
 def copy_repo(wd: Path, with_engine: bool = False) -> Path:
+    wd.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", wd)
     for d in ("rules", "scripts", "config", "contracts", "report", "envs", "profiles") + (("engine",) if with_engine else ()):
         shutil.copytree(ROOT / d, wd / d, ignore=shutil.ignore_patterns("__pycache__"))
@@ -108,13 +110,13 @@ def test_1A_through_pods_equals_a_local_build(tmp_path):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (the fs storage plugin copies with rsync; sources travel from git)")
     target = ["--config", "preset=tiny", "--", "results/1A/_passed.flag"]
-    local = copy_repo((tmp_path / "local").resolve().mkdir() or (tmp_path / "local").resolve(), with_engine=True)
+    local = copy_repo(tmp_path.resolve() / "local", with_engine=True)
     r = subprocess.run([*SNAKEMAKE, "--cores", "2", *target], cwd=local, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
-    vol = copy_repo((tmp_path / "volume").resolve().mkdir() or (tmp_path / "volume").resolve(), with_engine=True)
+    vol = copy_repo(tmp_path.resolve() / "volume", with_engine=True)     # the checkout on the volume
     subprocess.run("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm world",
                    shell=True, cwd=vol, check=True)
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}     # pods import the deployed engine
     r = subprocess.run([sys.executable, str(ROOT / "tests/kubernetes/fake_cluster.py"), str(tmp_path / "pod"),
                         "--seconds-between-status-checks", "2", *target],
                        cwd=vol, env=env, capture_output=True, text=True, timeout=3600)
