@@ -5,7 +5,8 @@ kubelet would: `/bin/sh -c <args>` in an empty directory (the pod's emptyDir `/w
 secret's environment variables, and nothing else from this checkout. The persistent volume the
 profile mounts at the working directory is this same directory here, so the pod sees the volume
 and only the volume. One pod runs at a time (--jobs 1) in a fixed directory, emptied before each
-pod, so numba's cache (NUMBA_CACHE_DIR, as a warm image would carry) is reused.
+pod, so numba's cache (NUMBA_CACHE_DIR, as a warm image would carry) is reused. A Parquet part left
+in a pod's own directory (lost with a real pod) is listed in POD_DIR/../stray_parts.txt.
 
     python tests/kubernetes/fake_cluster.py POD_DIR [snakemake args...]   (run in the checkout)
 """
@@ -52,6 +53,10 @@ class Batch:
         for e in c.env or []:
             ref = e.value_from.secret_key_ref
             env[e.name] = SECRETS[ref.name][ref.key]
+        stray = sorted(str(p) for p in POD_DIR.rglob("*.parquet")) if POD_DIR.exists() else []
+        if stray:       # a dataset part written in the last pod's own directory would be lost with it
+            with open(POD_DIR.parent / "stray_parts.txt", "a") as f:
+                f.write("\n".join(stray) + "\n")
         shutil.rmtree(POD_DIR, ignore_errors=True)
         POD_DIR.mkdir(parents=True)
         log = open(POD_DIR.parent / f"{body.metadata.name}.log", "w")
