@@ -10,6 +10,7 @@ min_version("8.0")
 sys.path.insert(0, workflow.basedir)
 
 from engine.core import resources as wf_resources  # noqa: E402
+from engine.core import shared_volume  # noqa: E402
 from engine.core import workflow as wf  # noqa: E402
 
 # Parse-time checks (engine/core/workflow.py): the config and every policy are validated, damaged
@@ -18,6 +19,10 @@ config.update(wf.parse_time(workflow.basedir, config, repair=workflow.is_main_pr
 
 
 report: "report/workflow.rst"
+
+
+# Kubernetes (profiles/kubernetes): files on the fs storage volume are used in place (engine/core/shared_volume.py).
+shared_volume.before_rules(workflow)
 
 
 include: "rules/common.smk"
@@ -35,6 +40,7 @@ include: "rules/shards.smk"
 
 # mem_mb, runtime and cpus_per_task of every rule above scale with the preset (engine/core/resources.py).
 wf_resources.apply(workflow, config["preset"])
+shared_volume.after_rules(workflow)
 
 
 rule all:

@@ -20,7 +20,9 @@ def _logical(ctx: RunContext, f: Path) -> str:
     try:
         return "results/" + f.relative_to(ctx.results).as_posix()
     except ValueError:
-        return f.relative_to(ctx.root).as_posix() if f.is_relative_to(ctx.root) else str(f)
+        # config/ under the checkout, or beside results/ on a shared volume (Kubernetes: jobs get volume paths)
+        base = next((b for b in (ctx.root, ctx.results.parent) if f.is_relative_to(b)), None)
+        return f.relative_to(base).as_posix() if base is not None else str(f)
 
 
 def seal_inputs(ctx: RunContext, code: str) -> list[dict]:

@@ -67,7 +67,9 @@ def _payday(c: str, y: int, m: int, days: list[str], sid: str) -> dt.date:
 def _public_holidays(c: str, years: list[int]) -> dict | None:
     import holidays
     try:
-        return dict(holidays.country_holidays(c, years=years))
+        # English names whatever the process locale (holidays translates by LANG; unset: the native names),
+        # so a pod without a locale builds the same bytes; en_US equals the C.UTF-8 default for every country
+        return dict(holidays.country_holidays(c, years=years, language="en_US"))
     except (NotImplementedError, KeyError, AttributeError):
         return None
 
