@@ -43,7 +43,7 @@ def test_background_encoder_gives_the_serial_bytes(tmp_path, monkeypatch):
 def test_encoder_error_surfaces_and_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 
-    def boom(writer, rg, rows):
+    def boom(writer, rg, rows, canonical=False):
         calls.append(rows)
         if len(calls) == 2:
             raise OSError("disk full")
