@@ -75,15 +75,10 @@ def _domain_rows(m, z, ch, ck, m_c_lo, n_zones, n_chan):
         if m[i] < 0 or z[i] < 0 or ch[i] < 0:
             continue
         key = (m[i] * n_zones + z[i]) * n_chan + ch[i]
-        lo, hi = m_c_lo[m[i]], m_c_lo[m[i] + 1]
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if ck[mid] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < m_c_lo[m[i] + 1] and ck[lo] == key:
-            out[i] = lo
+        hi = m_c_lo[m[i] + 1]
+        j = K._find(ck, m_c_lo[m[i]], hi, key)
+        if j < hi and ck[j] == key:
+            out[i] = j
     return out
 
 

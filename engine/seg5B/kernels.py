@@ -274,7 +274,8 @@ def expand_serial(n_groups, *args):
 
 @njit(cache=True, inline="always")
 def _find(a, lo, hi, x):
-    """Index of x in the sorted slice a[lo:hi], or -1."""
+    """First index j in the sorted slice a[lo:hi] with a[j] >= x (hi when none): x is there iff
+    j < hi and a[j] == x."""
     while lo < hi:
         m = (lo + hi) >> 1
         if a[m] < x:
