@@ -75,7 +75,7 @@ rule seg5A_s3_baseline:
 
 
 # config shards > 1: shard jobs and a merge instead (rules/shards.smk)
-if stateio.shards(config, "5A.S4") == 1:
+if not stateio.split(config, "5A.S4"):
 
     rule seg5A_s4_scenarios:
         input:

@@ -38,26 +38,29 @@ rule seg5B_s1_grid_grouping:
         "../scripts/5B/s1_grid_grouping.py"
 
 
-rule seg5B_s2_latent:
-    input:
-        **state_inputs("5B.S2"),
-    output:
-        **state_outputs("5B.S2"),
-    log:
-        "logs/5B/S2.log",
-    benchmark:
-        "logs/benchmarks/5B/S2.tsv"
-    conda:
-        "../envs/engine.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    script:
-        "../scripts/5B/s2_latent.py"
+# config shards > 1 and several scenarios: one job per scenario and a merge (rules/shards.smk)
+if not stateio.split(config, "5B.S2"):
+
+    rule seg5B_s2_latent:
+        input:
+            **state_inputs("5B.S2"),
+        output:
+            **state_outputs("5B.S2"),
+        log:
+            "logs/5B/S2.log",
+        benchmark:
+            "logs/benchmarks/5B/S2.tsv"
+        conda:
+            "../envs/engine.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/5B/s2_latent.py"
 
 
 # config shards > 1: shard jobs and a merge instead (rules/shards.smk)
-if stateio.shards(config, "5B.S3") == 1:
+if not stateio.split(config, "5B.S3"):
 
     rule seg5B_s3_counts:
         input:
@@ -78,7 +81,7 @@ if stateio.shards(config, "5B.S3") == 1:
 
 
 # config shards > 1: shard jobs and a merge instead (rules/shards.smk)
-if stateio.shards(config, "5B.S4") == 1:
+if not stateio.split(config, "5B.S4"):
 
     rule seg5B_s4_arrivals:
         input:
@@ -98,7 +101,7 @@ if stateio.shards(config, "5B.S4") == 1:
             "../scripts/5B/s4_arrivals.py"
 
 
-if stateio.shards(config, "5B.S5") == 1:
+if not stateio.split(config, "5B.S5"):
 
     rule seg5B_s5_validation:
         input:

@@ -31,9 +31,9 @@ def state_outputs(state_id):
 
 
 def shard_outputs(state_id):
-    """Outputs of one shard job of a shardable state (wildcards k, n)."""
-    return stateio.declare(state_id, shard=("{k}", "{n}"))[1]
+    """Outputs of one shard job of a shardable state (wildcards scenario, k, n)."""
+    return stateio.declare(state_id, shard=("{k}", "{n}"), scenario="{scenario}")[1]
 
 
 def merge_inputs(state_id):
-    return stateio.declare(state_id, merge=stateio.shards(config, state_id))[0]
+    return stateio.declare(state_id, merge=stateio.shard_jobs(config, state_id))[0]

@@ -1,12 +1,14 @@
 # Shard jobs of the `shardable` states (contracts/states.yaml) when config `shards` > 1: rule
-# `seg<SEG>_<s>_shard` runs the state's own script for merchant shard k of n (wildcards), and
-# `seg<SEG>_<s>_merge` writes the state's outputs from the n shards with the bytes of one job
-# (engine/core/shards.py). With shards = 1 the segment files' one-job rules run instead.
+# `seg<SEG>_<s>_shard` runs the state's own script for one scenario and merchant shard k of n
+# (wildcards; a `shard_by: [scenario]` state has n = 1), and `seg<SEG>_<s>_merge` writes the
+# state's outputs from the shards with the bytes of one job (engine/core/shards.py). With
+# shards = 1 the segment files' one-job rules run instead.
 # A rule's script is run after the loop ends, so its path comes through `params` (set per rule).
 
 # state: (script, threads, mem_mb) of its one-job rule
 SHARD_JOBS = {
     "5A.S4": ("5A/s4_scenarios.py", 1, 4000),
+    "5B.S2": ("5B/s2_latent.py", 1, 2000),
     "5B.S3": ("5B/s3_counts.py", 1, 6000),
     "5B.S4": ("5B/s4_arrivals.py", 2, 6000),
     # a validation state's shards write partial results; its merge folds them (bundle, flag)
@@ -19,7 +21,7 @@ if set(SHARD_JOBS) != {s for s, e in stateio.states().items() if e.get("shardabl
 
 
 for _state, (_script, _threads, _mem) in SHARD_JOBS.items():
-    if stateio.shards(config, _state) == 1:
+    if not stateio.split(config, _state):
         continue
     _seg, _s = _state.split(".")
 
@@ -31,10 +33,11 @@ for _state, (_script, _threads, _mem) in SHARD_JOBS.items():
         output:
             **shard_outputs(_state),
         log:
-            f"logs/{_seg}/{_s}_shard{{k}}-of-{{n}}.log",
+            f"logs/{_seg}/{_s}_shard_{{scenario}}_{{k}}-of-{{n}}.log",
         benchmark:
-            f"logs/benchmarks/{_seg}/{_s}_shard{{k}}-of-{{n}}.tsv"
+            f"logs/benchmarks/{_seg}/{_s}_shard_{{scenario}}_{{k}}-of-{{n}}.tsv"
         wildcard_constraints:
+            scenario="[A-Za-z0-9_.-]+",
             k="[0-9]+",
             n="[0-9]+",
         conda:

@@ -32,12 +32,27 @@ def world_b(tmp_path_factory) -> RunContext:
     return build(tmp_path_factory.mktemp("b") / "results", segments=("1A", "1B", "2A", "2B", "3A", "3B", "5A", "5B"))
 
 
+SCENARIOS_2 = ["baseline_v1", "stress_v1"]
+
+
+@pytest.fixture(scope="session")
+def world_2s(tmp_path_factory) -> RunContext:
+    """The tiny world with two scenarios (config `scenarios`), built once: read-only."""
+    return build(tmp_path_factory.mktemp("s2") / "results", segments=("1A", "1B", "2A", "2B", "3A", "3B", "5A", "5B"),
+                 scenarios=SCENARIOS_2)
+
+
+def copy_of(world: RunContext, tmp_path: Path) -> RunContext:
+    """A private copy of a session world's results, safe to tamper with."""
+    dst = tmp_path / "results"
+    shutil.copytree(world.results, dst)
+    return RunContext.load(dst / "run_receipt.json", world.config, root=world.root)
+
+
 @pytest.fixture()
 def world_copy(world_a, tmp_path) -> RunContext:
     """A private copy of world A's results, safe to tamper with."""
-    dst = tmp_path / "results"
-    shutil.copytree(world_a.results, dst)
-    return RunContext.load(dst / "run_receipt.json", world_a.config, root=world_a.root)
+    return copy_of(world_a, tmp_path)
 
 
 @pytest.fixture()

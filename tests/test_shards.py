@@ -31,6 +31,11 @@ SHARDED = {
 }
 
 
+def _jobs(n: int) -> list:
+    """The merge's jobs for n merchant shards over every scenario (scenario None)."""
+    return [(None, k, n) for k in range(n)]
+
+
 def _files(results: Path, under=S4_FILES) -> dict[str, bytes]:
     out = {}
     for u in under:
@@ -65,7 +70,7 @@ def test_sharded_s4_writes_the_bytes_of_one_job(world_copy, world_a, n):
         io = StateIO.resolve("5B.S4", res, world_copy.root, shard=(k, n))
         states.s4_arrivals(world_copy.for_state("5B.S4", io))
         assert (res / f"5B/_shards/S4/{k}-of-{n}/arrival_events/_manifest.json").exists()
-    states.s4_merge(world_copy.for_state("5B.S4", StateIO.resolve("5B.S4", res, world_copy.root, merge=n)))
+    states.s4_merge(world_copy.for_state("5B.S4", StateIO.resolve("5B.S4", res, world_copy.root, merge=_jobs(n))))
     a, b = _files(world_a.results), _files(res)
     assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
 
@@ -79,7 +84,7 @@ def _run_shards(ctx, state: str, n: int) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     for k in range(n):
         run(ctx.for_state(state, StateIO.resolve(state, res, ctx.root, shard=(k, n))))
-    merge(ctx.for_state(state, StateIO.resolve(state, res, ctx.root, merge=n)))
+    merge(ctx.for_state(state, StateIO.resolve(state, res, ctx.root, merge=_jobs(n))))
 
 
 @pytest.mark.parametrize("state", sorted(SHARDED))
@@ -108,7 +113,7 @@ def test_shards_that_disagree_on_a_whole_dataset_fail_the_merge(world_copy):
     man = ctx.results / "5A/_shards/S4/1-of-2/scenario_calendar/_manifest.json"
     man.write_text(man.read_text().replace('"rows"', '"rows" ', 1))
     with pytest.raises(EngineFailure) as e:
-        states5A.s4_merge(ctx.for_state("5A.S4", StateIO.resolve("5A.S4", ctx.results, ctx.root, merge=2)))
+        states5A.s4_merge(ctx.for_state("5A.S4", StateIO.resolve("5A.S4", ctx.results, ctx.root, merge=_jobs(2))))
     assert e.value.code == "5A.S4.SHARDS_DISAGREE"
 
 

@@ -27,6 +27,11 @@ from engine.seg5B.audit import sample_mask
 S5_FILES = ("5B/validation", "5B/_passed.flag", "5B/S5/summary.html")
 
 
+def _jobs(n: int) -> list:
+    """The merge's jobs for n merchant shards over every scenario (scenario None)."""
+    return [(None, k, n) for k in range(n)]
+
+
 def _files(results: Path) -> dict[str, bytes]:
     out = {}
     for u in S5_FILES:
@@ -41,7 +46,7 @@ def _run_sharded(ctx, n: int) -> None:
     for k in range(n):
         S5.run(ctx.for_state("5B.S5", StateIO.resolve("5B.S5", res, ctx.root, shard=(k, n))))
         assert (res / f"5B/_shards/S5/{k}-of-{n}/partial.json").exists()
-    S5.merge(ctx.for_state("5B.S5", StateIO.resolve("5B.S5", res, ctx.root, merge=n)))
+    S5.merge(ctx.for_state("5B.S5", StateIO.resolve("5B.S5", res, ctx.root, merge=_jobs(n))))
 
 
 def _clear(results: Path) -> None:
@@ -102,7 +107,7 @@ def test_declared_shard_and_merge_paths():
     _, outs = stateio.declare("5B.S5", shard=(1, 3))
     assert outs == {"report": "results/5B/_shards/S5/1-of-3/run_report.json",
                     "partial": "results/5B/_shards/S5/1-of-3/partial.json"}
-    ins, outs = stateio.declare("5B.S5", merge=3)
+    ins, outs = stateio.declare("5B.S5", merge=_jobs(3))
     one_ins, one_outs = stateio.declare("5B.S5")
     assert outs == one_outs and {"bundle", "flag", "summary", "report"} <= outs.keys()
     assert one_ins.items() <= ins.items()                     # the merge finishes what one job does

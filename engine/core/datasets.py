@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import contracts, hashgate
 from .context import RunContext
@@ -24,7 +25,11 @@ def publish(ctx: RunContext, data: pl.DataFrame | pa.Table, dataset_id: str, cod
     table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
     part = table.column(partition_by).cast(pa.string()) if partition_by else None
     table = contracts.conform(table, dataset_id, code_prefix)      # the partition column is not in the files
-    contracts.validate_table(table, dataset_id, code_prefix)
+    if part is None:
+        contracts.validate_table(table, dataset_id, code_prefix)
+    else:                               # keys are unique and ordered within a partition (e.g. per scenario)
+        for v in pc.unique(part).to_pylist():
+            contracts.validate_table(table.filter(pc.equal(part, v)), dataset_id, code_prefix)
     if part is not None:
         table = table.append_column(partition_by, part)
     publish_dataset(table, ctx.io.output(dataset_id), ctx.identity, dataset_id, code_prefix, partition_by,

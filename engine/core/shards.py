@@ -1,12 +1,14 @@
-"""Split a heavy state over n jobs by merchant, and merge their outputs into exactly the bytes one
-job writes (issue: cluster execution).
+"""Split a heavy state over jobs by scenario and merchant, and merge their outputs into exactly the
+bytes one job writes (issue: cluster execution).
 
-A `shardable` state (contracts/states.yaml) run as shard k of n (`ctx.io.shard`) keeps the
-merchants whose rank among the sorted merchant ids falls in the k-th of n equal ranges, and
-writes its datasets, trace and report under `results/<SEG>/_shards/<S>/<k>-of-<n>/`. Rows of a
-merchant never depend on other merchants (RNG streams are keyed by merchant, `arrival_seq` counts
-per merchant), so the shards' rows, concatenated per partition in shard order, are the rows of
-the one-job run in the one-job order; the core writer's files depend only on that row stream
+A `shardable` state (contracts/states.yaml) run as one scenario (`ctx.io.scenario`) and merchant
+shard k of n (`ctx.io.shard`) keeps that scenario and the merchants whose rank among the sorted
+merchant ids falls in the k-th of n equal ranges, and writes its datasets, trace and report under
+`results/<SEG>/_shards/<S>/<scenario>/<k>-of-<n>/`. Scenarios never depend on one another (RNG
+streams are keyed by scenario, every split dataset is partitioned by scenario_id), nor do the rows of
+a merchant on other merchants (streams keyed by merchant, `arrival_seq` counts per merchant), so the
+shards' rows, concatenated per partition in the one job's order (scenario, then shard), are the rows
+of the one-job run; the core writer's files depend only on that row stream
 (fixed row groups and parts), so the merged dataset has the same bytes. RNG traces add up, the
 first counter coming from the first shard that drew and the last from the last; a state that
 loops over scenarios writes its shard trace per scenario (`write_trace`), merged scenario by
@@ -40,6 +42,18 @@ def merchant_mask(merchant_ids: np.ndarray, shard: tuple[int, int] | None) -> np
     u = np.unique(m)
     rank = np.searchsorted(u, m)
     return (rank * n) // max(len(u), 1) == k
+
+
+def own_scenarios(ctx: RunContext, sids: list[str], code: str) -> list[str]:
+    """The scenarios this job computes: its own (a shard job of one scenario) or all of `sids`."""
+    sid = ctx.io.scenario
+    if sid is None:
+        return sids
+    if sid not in sids:
+        raise EngineFailure(f"{code}.SHARD_SCENARIO_UNKNOWN", "shard job for a scenario the upstream data does "
+                            "not hold; config `scenarios` changed since it was built: rebuild from 5A",
+                            {"scenario_id": sid, "scenarios": ",".join(sids)})
+    return [sid]
 
 
 def _n_shards(ctx: RunContext) -> int:
@@ -85,13 +99,16 @@ def _copy_whole(ctx: RunContext, d: str, paths: list, code: str) -> None:
 
 def add_reports(reports: list[dict], whole: Iterable[str] = (), add: Iterable[str] = ("counts",)) -> dict:
     """Shard 0's report with the figures under the keys `add` (e.g. counts, per-scenario stats) added up
-    over the shards, nested dicts key by key; a key in `whole` is a figure of the whole table that every
-    shard computes alike: kept from shard 0, checked. Warnings: every shard's, once each."""
+    over the shards, nested dicts key by key (a key only some shards have, e.g. a scenario, from those);
+    a key in `whole` is a figure of the whole table that every shard having it computes alike: kept,
+    checked. Warnings: every shard's, once each."""
     whole = set(whole)
 
     def plus(vals: list, key: str):
+        vals = [v for v in vals if v is not None]
         if isinstance(vals[0], dict):
-            return {k: plus([v.get(k) for v in vals], k) for k in vals[0]}
+            keys = dict.fromkeys(k for v in vals for k in v)                 # first seen: shard order
+            return {k: plus([v.get(k) for v in vals], k) for k in keys}
         if key in whole:
             if any(v != vals[0] for v in vals):
                 raise EngineFailure("CORE.SHARDS.REPORT_DISAGREE", "shards report different whole-table figures",
@@ -100,7 +117,7 @@ def add_reports(reports: list[dict], whole: Iterable[str] = (), add: Iterable[st
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             return sum(vals)
         return vals[0]
-    out = {**reports[0], **{k: plus([r[k] for r in reports], k) for k in add if k in reports[0]}}
+    out = {**reports[0], **{k: plus([r.get(k) for r in reports], k) for k in add if k in reports[0]}}
     out["warnings"] = list(dict.fromkeys(w for r in reports for w in r.get("warnings", [])))
     return out
 

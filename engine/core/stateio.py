@@ -39,24 +39,42 @@ def produced_by(state_id: str) -> list[str]:
     return [d for d, e in contracts.dictionary().items() if e["produced_by"] == state_id]
 
 
-def shards(config: dict, state_id: str) -> int:
-    """How many jobs a `shardable` state is split into (config `shards`; 1 = one job, no merge)."""
-    if not states().get(state_id, {}).get("shardable"):
-        return 1
-    return max(1, int(config.get("shards", 1)))
+Job = tuple  # (scenario_id | None, k, n): one shard job; scenario None = every scenario
 
 
-def shard_dir(state_id: str, k, n) -> str:
+def shard_jobs(config: dict, state_id: str) -> list[Job]:
+    """The jobs a `shardable` state is split into when config `shards` > 1, in the one job's order
+    (scenarios sorted, then merchant shards): by scenario and by merchant shard k of `shards`, or by
+    scenario only (`shard_by: [scenario]`, e.g. 5B.S2, whose groups span merchants). [] = one job."""
+    spec = states().get(state_id, {})
+    n = int(config.get("shards", 1))
+    if not spec.get("shardable") or n <= 1:
+        return []
+    by = spec.get("shard_by", ["scenario", "merchant"])
+    scen = sorted(config["scenarios"]) if "scenario" in by else [None]
+    n = n if "merchant" in by else 1
+    jobs = [(sid, k, n) for sid in scen for k in range(n)]
+    return jobs if len(jobs) > 1 else []
+
+
+def split(config: dict, state_id: str) -> bool:
+    """Whether the state runs as shard jobs and a merge (rules/shards.smk) instead of one job."""
+    return bool(shard_jobs(config, state_id))
+
+
+def shard_dir(state_id: str, k, n, scenario=None) -> str:
     seg, st = state_id.split(".")
-    return f"results/{seg}/_shards/{st}/{k}-of-{n}"
+    return f"results/{seg}/_shards/{st}/" + (f"{scenario}/" if scenario is not None else "") + f"{k}-of-{n}"
 
 
-def declare(state_id: str, shard: tuple | None = None, merge: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+def declare(state_id: str, shard: tuple | None = None, merge: list[Job] | None = None,
+            scenario: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """(inputs, outputs): name -> repository-relative path.
 
-    A `shardable` state split into n jobs: job k (`shard=(k, n)`) reads what the state reads and
-    writes its datasets, trace and report under `shard_dir`, for its merchants only; the merge
-    (`merge=n`) reads the n shards' outputs and writes the state's own outputs, byte for byte what
+    A `shardable` state split into jobs: the job for merchant shard k of n (`shard=(k, n)`) of one
+    scenario (`scenario`; None = every scenario) reads what the state reads and writes its datasets,
+    trace and report under `shard_dir`, for those rows only; the merge (`merge=` the jobs, in the
+    one job's order) reads the shards' outputs and writes the state's own outputs, byte for byte what
     one job writes (engine.core.shards). A shardable validation state's shard writes a partial result
     (`partial`) and its merge also reads what the state reads, to finish the checks and write the bundle."""
     try:
@@ -92,7 +110,7 @@ def declare(state_id: str, shard: tuple | None = None, merge: int | None = None)
             if other.startswith(seg + ".") and o.get("rng"):
                 ins[f"trace_{other.split('.')[1]}"] = f"{base}/rng/{other.split('.')[1]}.trace.json"
     if shard is not None:
-        sd = shard_dir(state_id, *shard)
+        sd = shard_dir(state_id, *shard, scenario)
         outs = {d: f"{sd}/{Path(contracts.entry(d)['path']).name}/{MANIFEST}" for d in produced_by(state_id)}
         outs["report"] = f"{sd}/run_report.json"
         if spec.get("rng"):
@@ -103,8 +121,8 @@ def declare(state_id: str, shard: tuple | None = None, merge: int | None = None)
     if merge is not None:
         if kind != "validation":          # a validation merge re-reads the small inputs, traces, flags
             ins = {"receipt": RECEIPT, "gate": f"{base}/S0/gate_receipt.json"}
-        for k in range(merge):
-            sd = shard_dir(state_id, k, merge)
+        for k, (sid, j, n) in enumerate(merge):
+            sd = shard_dir(state_id, j, n, sid)
             ins.update({f"shard{k}_{d}": f"{sd}/{Path(contracts.entry(d)['path']).name}/{MANIFEST}"
                         for d in produced_by(state_id)})
             ins[f"shard{k}_report"] = f"{sd}/run_report.json"
@@ -139,7 +157,8 @@ class StateIO:
     inputs: dict[str, Path]
     outputs: dict[str, Path]
     opened: list[str] = field(default_factory=list)
-    shard: tuple[int, int] | None = None     # (k, n): this job is shard k of n of a shardable state
+    shard: tuple[int, int] | None = None     # (k, n): this job is merchant shard k of n of a shardable state
+    scenario: str | None = None              # ... of this scenario only (None: every scenario)
 
     @property
     def segment(self) -> str:
@@ -167,19 +186,19 @@ class StateIO:
 
     @classmethod
     def resolve(cls, state_id: str, results: Path, root: Path, shard: tuple[int, int] | None = None,
-                merge: int | None = None) -> StateIO:
+                merge: list[Job] | None = None, scenario: str | None = None) -> StateIO:
         """The declared paths, with `results/` mapped to `results` and `config/` under `root`."""
-        ins, outs = declare(state_id, shard, merge)
+        ins, outs = declare(state_id, shard, merge, scenario)
 
         def where(rel: str) -> Path:
             r = Path(rel)
             return Path(results) / r.relative_to("results") if r.parts[0] == "results" else Path(root) / r
         return cls(state_id, {k: where(v) for k, v in ins.items()}, {k: where(v) for k, v in outs.items()},
-                   shard=shard)
+                   shard=shard, scenario=scenario)
 
     @classmethod
     def from_snakemake(cls, state_id: str, smk) -> StateIO:
         w = dict(smk.wildcards.items())
         shard = (int(w["k"]), int(w["n"])) if "k" in w and "n" in w else None
         return cls(state_id, {k: Path(v) for k, v in smk.input.items()},
-                   {k: Path(v) for k, v in smk.output.items()}, shard=shard)
+                   {k: Path(v) for k, v in smk.output.items()}, shard=shard, scenario=w.get("scenario"))

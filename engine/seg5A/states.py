@@ -112,19 +112,24 @@ def s4_scenarios(ctx: RunContext) -> None:
     stats = project.StreamStats()
     rows, sums = _shard_rows(prof, ctx.io.shard, code), {}
     # the bucket index counts up 0..H-1 per zone: delta-encoded (contract x-parquet) it is ~0 bytes
+    scen = sorted(scen, key=lambda s: s["scenario_id"])
+    own = shards.own_scenarios(ctx, [s["scenario_id"] for s in scen], code)
     with datasets.writer(ctx, "merchant_zone_scenario_utc_5A", code) as w:
-        for s in sorted(scen, key=lambda s: s["scenario_id"]):
+        for s in scen:
+            sid = s["scenario_id"]
             cal = calendar.generate_calendar(s, hz, countries, tzids, p["scenario_calendar_generator_5A"])
             calendar.validate_calendar(cal, p["scenario_overlay_policy_5A"], hz, code)
+            meta[sid] = (calendar.calendar_sha256(cal), cal.height)
+            cals.append(cal.with_columns(pl.lit(sid).alias("scenario_id")))
+            if sid not in own:          # a shard job of another scenario: calendars are whole, λ is not
+                continue
             sig = overlay.signatures(prof, grid, cal)
             F, _ = overlay.overlay_factors(cal, sig, grid, p["scenario_overlay_policy_5A"],
                                            p["overlay_ordering_policy_5A"])
             c0 = len(stats.chunk_sums)
             for chunk in project.utc_chunks(prof, base, grid, sig, F, stats=stats, rows=rows):
-                w.write(chunk, subdir=f"scenario_id={s['scenario_id']}")
-            sums[s["scenario_id"]] = stats.chunk_sums[c0:]
-            meta[s["scenario_id"]] = (calendar.calendar_sha256(cal), cal.height)
-            cals.append(cal.with_columns(pl.lit(s["scenario_id"]).alias("scenario_id")))
+                w.write(chunk, subdir=f"scenario_id={sid}")
+            sums[sid] = stats.chunk_sums[c0:]
     datasets.publish(ctx, pl.concat(cals), "scenario_calendar_5A", code, partition_by="scenario_id")
     datasets.publish(ctx, manifest.scenario_manifest(scen, hz, meta, calendar.holidays_version()),
                      "scenario_manifest_5A", code)
@@ -149,15 +154,16 @@ def _shard_rows(prof: pl.DataFrame, shard: tuple[int, int] | None, code: str) ->
 
 def _s4_report(reports: list[dict]) -> dict:
     """Row counts add up; scenarios and zones are the whole run's; the expected arrivals are the block
-    sums of every shard, scenario by scenario in shard order, added in that order as one job does."""
+    sums of every shard, scenario by scenario (sorted) in shard order, added in that order as one job does."""
     rep = shards.add_reports(reports, whole=("scenarios", "tzids"))
-    sums = [x for sid in reports[0]["chunk_sums"] for r in reports for x in r["chunk_sums"][sid]]
+    sids = sorted({sid for r in reports for sid in r["chunk_sums"]})
+    sums = [x for sid in sids for r in reports for x in r["chunk_sums"].get(sid, [])]
     rep["expected_arrivals"] = float(sum(sums))
     del rep["chunk_sums"]
     return rep
 
 
 def s4_merge(ctx: RunContext) -> None:
-    """S4 run as several merchant shards: the λ surface concatenated, calendar and manifest (whole in
-    every shard) kept once (engine.core.shards)."""
+    """S4 run as shard jobs (scenario x merchant shard): the λ surface concatenated, calendar and
+    manifest (whole in every shard) kept once (engine.core.shards)."""
     shards.merge(ctx, "5A.S4", report=_s4_report)

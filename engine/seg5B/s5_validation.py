@@ -8,7 +8,7 @@ routing membership T5, arrival_seq 1..n per merchant); RNG budgets against the S
 the realism corridors (T6 top-10 tz share, T7 virtual share, NB2 dispersion) as configured.
 
 Cluster execution (config `shards`, issue "Cluster execution"): the streaming part (`audit_part`) runs
-as n jobs over merchant-id ranges, each reading only the row groups of S3, the arrivals and the summary
+as one job per scenario and merchant-id range, each reading only the row groups of S3, the arrivals and the summary
 whose merchant_id statistics meet its range, and writing a small partial result (counters, a count
 histogram, per-merchant residual sums, its figure candidates, its zoneinfo sample's verdicts);
 `conclude` folds the partials and does everything global (grid, grouping and latent field, RNG
@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 from numba import njit
 
-from engine.core import contracts, datasets, html, scan, validation
+from engine.core import contracts, datasets, html, scan, shards, validation
 from engine.core.context import RunContext
 from engine.core.errors import EngineFailure
 from engine.core.identity import dumps
@@ -293,7 +293,8 @@ def _scenario_part(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, shar
 
 
 def audit_part(ctx: RunContext, shard: tuple[int, int] | None, p: dict | None = None) -> dict:
-    """The streamed checks of every scenario over one merchant range, as JSON-ready partial results; a
+    """The streamed checks of every scenario (or the job's own, `ctx.io.scenario`) over one merchant
+    range, as JSON-ready partial results; a
     failure to read stops here (as one job stops) and is handed to the merge with where it happened."""
     p = p or policies(ctx, "S5")
     sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
@@ -301,7 +302,7 @@ def audit_part(ctx: RunContext, shard: tuple[int, int] | None, p: dict | None = 
     at: dict = {"sid": None, "phase": 0}
     try:
         plan = routing_plan(ctx, CODE, [grid_of(ctx, s, CODE) for s in sids])
-        for sid in sids:
+        for sid in shards.own_scenarios(ctx, sids, CODE):
             at["sid"] = sid
             out["scenarios"][sid] = _scenario_part(ctx, sid, plan, p, shard, at)
     except EngineFailure as exc:
@@ -444,7 +445,12 @@ def conclude(ctx: RunContext, parts: list[dict], rep, p: dict | None = None) -> 
         for i, sid in enumerate(sids):
             if err and i >= err[0]:
                 break
-            per[sid] = scenario_checks(ctx, sid, [q["scenarios"][sid] for q in parts], p, chk)
+            qs = [q["scenarios"][sid] for q in parts if sid in q["scenarios"]]
+            if not qs:
+                raise EngineFailure(f"{CODE}.SHARD_SCENARIO_MISSING", "no shard audited this scenario: config "
+                                    "`scenarios` differs from the data; rerun 5B.S5 with the world's config",
+                                    {"scenario_id": sid})
+            per[sid] = scenario_checks(ctx, sid, qs, p, chk)
     except EngineFailure as exc:
         stop = exc.line()
     if stop:
@@ -504,7 +510,7 @@ def run(ctx: RunContext) -> None:
     q = audit_part(ctx, ctx.io.shard)
     publish_text(dumps(q), ctx.io.output("partial"), CODE, overwrite=True)
     rep.count(arrivals=sum(s["audit"]["v"]["arrivals"] for s in q["scenarios"].values() if s))
-    rep.data["shard"] = list(ctx.io.shard)
+    rep.data["shard"] = [ctx.io.scenario, *ctx.io.shard]
     rep.rng(None)
     rep.write(ctx.io.output("report"), "FAIL" if q["error"] else "PASS")
 

@@ -130,14 +130,15 @@ def s2_latent(ctx: RunContext) -> None:
     rep = _SEG.report("S2")
     p = policies(ctx, "S2")
     lg = p["arrival_lgcp_config_5B"]
-    trace = rng.RngTrace()
+    trace, by_sid = rng.RngTrace(), {}
     stats = {}
     with datasets.writer(ctx, "s2_latent_field_5B", code) as w:
-        for sid in datasets.scenario_partitions(ctx, "s1_grouping_5B", code):
+        for sid in shards.own_scenarios(ctx, datasets.scenario_partitions(ctx, "s1_grouping_5B", code), code):
             H = grid_of(ctx, sid, code).H
             grp = _own(ctx, "s1_grouping_5B", sid, code)
             groups, f, t = L.latent_factors(grp, H, lg, derive(ctx, sid))
             trace.merge(t)
+            by_sid[sid] = t
             G = groups.height
             gid = groups["group_id"].to_list()
             per = max(1, CHUNK // max(H, 1))
@@ -153,8 +154,21 @@ def s2_latent(ctx: RunContext) -> None:
             stats[sid] = {"groups": G, "buckets": H, "mean_factor": float(f.mean()) if f.size else 1.0}
     rep.count(scenarios=len(stats))
     rep.data["scenarios"] = stats
-    rep.rng(_SEG.write_trace(ctx, "S2", trace))
+    rep.rng(shards.write_trace(ctx, code, trace, by_sid))
     rep.write(_SEG.report_path(ctx, "S2"))
+
+
+def _merged_report(reports: list[dict], whole=()) -> dict:
+    """A 5B state's report from its shards': counts and per-scenario figures added up (`whole`: figures
+    of a scenario's whole table, alike in its shards), the scenario count that of the merged scenarios."""
+    rep = shards.add_reports(reports, whole=whole, add=("counts", "scenarios"))
+    rep["counts"]["scenarios"] = len(rep["scenarios"])
+    return rep
+
+
+def s2_merge(ctx: RunContext) -> None:
+    """S2 run as one job per scenario: their latent fields concatenated in scenario order."""
+    shards.merge(ctx, "5B.S2", report=_merged_report)
 
 
 def latent_matrix(ctx: RunContext, sid: str, code: str, H: int) -> tuple[list[str], np.ndarray]:
@@ -190,7 +204,7 @@ def s3_counts(ctx: RunContext) -> None:
     stats = {}
     schema = datasets.writer_schema("s3_bucket_counts_5B")
     with datasets.writer(ctx, "s3_bucket_counts_5B", code) as w:
-        for sid in datasets.scenario_partitions(ctx, "s1_grouping_5B", code):
+        for sid in shards.own_scenarios(ctx, datasets.scenario_partitions(ctx, "s1_grouping_5B", code), code):
             H = grid_of(ctx, sid, code).H
             grp = _own(ctx, "s1_grouping_5B", sid, code)
             gids, f = latent_matrix(ctx, sid, code, H)
@@ -236,10 +250,9 @@ def s3_counts(ctx: RunContext) -> None:
 
 
 def s3_merge(ctx: RunContext) -> None:
-    """S3 run as several merchant shards: counts concatenated, figures added up except the λ sums,
-    which every shard takes over the whole table (engine.core.shards)."""
-    shards.merge(ctx, "5B.S3", report=lambda reps: shards.add_reports(
-        reps, whole=("scenarios", "lambda_target", "lambda_realised"), add=("counts", "scenarios")))
+    """S3 run as shard jobs (scenario x merchant shard): counts concatenated, figures added up except the
+    λ sums, which every shard of a scenario takes over its whole table (engine.core.shards)."""
+    shards.merge(ctx, "5B.S3", report=lambda reps: _merged_report(reps, whole=("lambda_target", "lambda_realised")))
 
 
 # ---------------------------------------------------------------- S4 (and the routing inputs S5 re-reads)
@@ -329,9 +342,9 @@ def _s3_rows(ctx: RunContext, sid: str, code: str) -> int:
 
 
 def s4_merge(ctx: RunContext) -> None:
-    """S4 run as several shard jobs: their outputs merged into S4's, counts and per-scenario figures
-    added up (engine.core.shards)."""
-    shards.merge(ctx, "5B.S4", report=lambda reps: shards.add_reports(reps, add=("counts", "scenarios")))
+    """S4 run as shard jobs (scenario x merchant shard): their outputs merged into S4's, counts and
+    per-scenario figures added up (engine.core.shards)."""
+    shards.merge(ctx, "5B.S4", report=_merged_report)
 
 
 def s4_arrivals(ctx: RunContext) -> None:
@@ -348,7 +361,7 @@ def s4_arrivals(ctx: RunContext) -> None:
     t0 = time.monotonic()
     with (datasets.writer(ctx, "arrival_events_5B", code, canonical_in_caller=True) as w,
           datasets.writer(ctx, "s4_arrival_summary_5B", code) as ws):
-        for sid in sids:
+        for sid in shards.own_scenarios(ctx, sids, code):
             dom = _own(ctx, "s1_grouping_5B", sid, code).select(KEY)
             cp = A.coarse_plan(dom, plan, derive(ctx, sid))
             # one job of several: this shard's merchants only
