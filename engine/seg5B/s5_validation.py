@@ -8,8 +8,8 @@ routing membership T5, arrival_seq 1..n per merchant); RNG budgets against the S
 the realism corridors (T6 top-10 tz share, T7 virtual share, NB2 dispersion) as configured.
 
 Cluster execution (config `shards`, issue "Cluster execution"): the streaming part (`audit_part`) runs
-as one job per scenario and merchant-id range, each reading only the row groups of S3, the arrivals and the summary
-whose merchant_id statistics meet its range, and writing a small partial result (counters, a count
+as one job per scenario and merchant-id range, each reading only the row groups of S3, the arrivals and
+the summary whose merchant_id statistics meet its range, and writing a small partial result (counters, a count
 histogram, per-merchant residual sums, its figure candidates, its zoneinfo sample's verdicts);
 `conclude` folds the partials and does everything global (grid, grouping and latent field, RNG
 accounting, corridors, report page, bundle, flag). One job is the fold of one partial over the whole
@@ -294,8 +294,8 @@ def _scenario_part(ctx: RunContext, sid: str, plan: A.RoutingPlan, p: dict, shar
 
 def audit_part(ctx: RunContext, shard: tuple[int, int] | None, p: dict | None = None) -> dict:
     """The streamed checks of every scenario (or the job's own, `ctx.io.scenario`) over one merchant
-    range, as JSON-ready partial results; a
-    failure to read stops here (as one job stops) and is handed to the merge with where it happened."""
+    range, as JSON-ready partial results; a failure to read stops here (as one job stops) and is handed
+    to the merge with where it happened."""
     p = p or policies(ctx, "S5")
     sids = datasets.scenario_partitions(ctx, "s1_grouping_5B", CODE)
     out: dict = {"shard": list(shard) if shard else None, "scenarios": {}, "error": None}
