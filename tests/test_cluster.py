@@ -4,7 +4,7 @@ One single-node cluster (tests/cluster/slurm.sh) runs the Snakefile's default ta
 shipped profile in a copy of the repository; a job is killed with scancel mid-way, Snakemake fails,
 the same command is rerun and completes. Every file under results/ (run_report.json aside: it holds
 wall-clock timings) then equals a local `snakemake --cores 2` build in another copy, and still does
-after 5B.S4-S5 are rerun on SLURM as shard jobs (`shards=2`). Finally a state
+after everything from 5A.S4 on is rerun on SLURM with shard jobs (`shards=2`). Finally a state
 made to fail shows its engine error line in the Snakemake log and in its SLURM log.
 
 Marked `cluster` (minutes; `pytest -m cluster`); skipped where SLURM cannot be brought up or the
@@ -159,20 +159,21 @@ def test_jobs_get_the_presets_resources_and_keep_their_logs(worlds):
 
 
 def test_sharded_slurm_rebuild_equals_local_build(worlds):
-    """`--config shards=2` on SLURM: 5B.S4 and 5B.S5 rerun as 2 shard jobs each (wildcards scenario, k, n
-    through sbatch) and a merge; every published file still equals the local one-job build."""
+    """`--config shards=2` on SLURM from 5A.S4 on: 5A.S4, 5B.S3, 5B.S4 and 5B.S5 rerun as 2 shard jobs each
+    (wildcards scenario, k, n through sbatch) and a merge; every published file still equals the local
+    one-job build."""
     local, onslurm, _ = worlds
     t0 = time.monotonic()
-    rc, text = run([*SLURM, "shards=2", "--forcerun", "seg5B_s4_merge"], onslurm, onslurm / "sharded.log")
+    rc, text = run([*SLURM, "shards=2", "--forcerun", "seg5A_s4_merge"], onslurm, onslurm / "sharded.log")
     assert rc == 0, text[-3000:]
-    for rule in ("seg5B_s4", "seg5B_s5"):
+    for rule in ("seg5A_s4", "seg5B_s3", "seg5B_s4", "seg5B_s5"):
         assert text.count(f"rule {rule}_shard:") == 2 and f"rule {rule}_merge:" in text, rule
     a = results_files(local)
     b = {k: p for k, p in results_files(onslurm).items() if "/_shards/" not in k}
     assert sorted(a) == sorted(b)
     assert [k for k in a if a[k].read_bytes() != b[k].read_bytes()] == []
     jobs = text.count("has been submitted with SLURM jobid")
-    print(f"\nsharded rerun of 5B.S4-S5 on slurm: {time.monotonic() - t0:.0f} s, {jobs} SLURM jobs")
+    print(f"\nsharded rerun from 5A.S4 on slurm: {time.monotonic() - t0:.0f} s, {jobs} SLURM jobs")
 
 
 def test_failed_state_reports_its_engine_error_line(worlds):
