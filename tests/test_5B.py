@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from conftest import build, reseal
 
@@ -240,3 +241,88 @@ def test_edge_blob_tampered_is_refused(world_copy):
     with pytest.raises(EngineFailure) as e:
         states.s4_arrivals(world_copy.for_state("5B.S4"))
     assert e.value.code == "5B.S4.EDGE_BLOB_DIGEST_MISMATCH"
+
+
+def _first_key(t):
+    """Mask of the rows of the λ table's first (merchant, zone, channel) key."""
+    import pyarrow.compute as pc
+    m = None
+    for c in KEY:
+        eq = pc.equal(t.column(c).cast(t.schema.field(c).type), t.column(c)[0])
+        m = eq if m is None else pc.and_(m, eq)
+    return m
+
+
+def _bad_lambda(t, how: str):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    first = _first_key(t)
+    if how == "drop_row":                       # the first key misses one bucket
+        return pa.concat_tables([t.slice(0, 3), t.slice(4)])
+    if how == "swap_rows":
+        idx = np.arange(t.num_rows)
+        idx[[0, 1]] = [1, 0]
+        return t.take(idx)
+    if how == "drop_key":                       # a key of S1's domain without λ rows
+        return t.filter(pc.invert(first))
+    if how == "unknown_merchant":               # a key S1's domain does not hold
+        mid = np.where(first.to_numpy(zero_copy_only=False), np.uint64(0), t.column("merchant_id").to_numpy())
+        return t.set_column(t.schema.get_field_index("merchant_id"), "merchant_id", pa.array(mid, pa.uint64()))
+    if how == "bucket_outside":                 # the first key's last bucket moved past the grid
+        b = t.column("utc_horizon_bucket_index").to_numpy().copy()
+        n = int(pc.sum(first.cast(pa.int64())).as_py())
+        b[n - 1] = 10_000
+        return t.set_column(t.schema.get_field_index("utc_horizon_bucket_index"), "utc_horizon_bucket_index",
+                            pa.array(b, t.schema.field("utc_horizon_bucket_index").type))
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize("how, code", [("drop_row", "TIME_GRID_INCOMPLETE"), ("swap_rows", "DOMAIN_ALIGN_FAILED"),
+                                       ("drop_key", "DOMAIN_ALIGN_FAILED"), ("unknown_merchant", "DOMAIN_ALIGN_FAILED"),
+                                       ("bucket_outside", "TIME_GRID_INCOMPLETE")])
+def test_bad_5A_lambda_rows_are_refused_by_s3_and_nothing_published(world_copy, monkeypatch, how, code):
+    """5A's λ surface read with a bad row stream (handed in past the HashGate, which would refuse a
+    tampered file first): S3, which streams it one row group at a time, names the fault and publishes
+    nothing."""
+    real = datasets.batches
+
+    def batches(ctx, dataset_id, *a, **kw):
+        tables = list(real(ctx, dataset_id, *a, **kw))
+        if dataset_id == "merchant_zone_scenario_utc_5A":
+            t = _bad_lambda(pa.concat_tables(tables), how)
+            tables = [t.slice(0, 40), t.slice(40)]          # two row groups: faults across their seam too
+        yield from tables
+    monkeypatch.setattr(states.datasets, "batches", batches)
+    shutil.rmtree(world_copy.results / "5B/s3_bucket_counts")
+    with pytest.raises(EngineFailure) as e:
+        states.s3_counts(world_copy.for_state("5B.S3"))
+    assert e.value.code == f"5B.S3.{code}"
+    assert not (world_copy.results / "5B/s3_bucket_counts").exists()
+
+
+def test_s3_gives_the_same_bytes_whatever_the_lambda_row_groups(world_copy, world_a, monkeypatch):
+    """S3 streams 5A's λ row group by row group: cut into row groups of 37 rows (seams inside keys), its
+    counts, trace and report are those of the build."""
+    real = datasets.batches
+
+    def batches(ctx, dataset_id, *a, **kw):
+        for t in real(ctx, dataset_id, *a, **kw):
+            if dataset_id == "merchant_zone_scenario_utc_5A":
+                yield from (t.slice(i, 37) for i in range(0, t.num_rows, 37))
+            else:
+                yield t
+    monkeypatch.setattr(states.datasets, "batches", batches)
+    files = ("5B/s3_bucket_counts", "5B/rng/S3.trace.json", "5B/S3/run_report.json")
+    for u in files:
+        p = world_copy.results / u
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    states.s3_counts(world_copy.for_state("5B.S3"))
+    def read(r: Path) -> dict[str, bytes]:
+        return {q.relative_to(r).as_posix(): q.read_bytes() for u in files
+                for q in ([r / u] if (r / u).is_file() else sorted(x for x in (r / u).rglob("*") if x.is_file()))}
+    a, b = read(world_a.results), read(world_copy.results)
+    assert a.keys() == b.keys() and [k for k in a if a[k] != b[k] and not k.endswith("run_report.json")] == []
+    rep = [json.loads(r["5B/S3/run_report.json"])["scenarios"] for r in (a, b)]
+    assert rep[0] == rep[1] or all(                                # λ sums: added per row group
+        abs(rep[0][s][k] - rep[1][s][k]) <= 1e-9 * abs(rep[0][s][k]) for s in rep[0] for k in rep[0][s])

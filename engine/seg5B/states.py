@@ -208,45 +208,81 @@ def s3_counts(ctx: RunContext) -> None:
             H = grid_of(ctx, sid, code).H
             grp = _own(ctx, "s1_grouping_5B", sid, code)
             gids, f = latent_matrix(ctx, sid, code, H)
-            r = read_keyed(datasets.batches(ctx, "merchant_zone_scenario_utc_5A", code, partition=_part(sid),
-                                            columns=[*KEY, "utc_horizon_bucket_index", "lambda_utc_scenario"]),
-                           "utc_horizon_bucket_index", ("lambda_utc_scenario",), f"{code}.DOMAIN_ALIGN_FAILED")
-            dom, row_c = domain_of(r, f"{code}.DOMAIN_ALIGN_FAILED")
-            per_key = np.bincount(row_c, minlength=dom.height)
-            if len(r.bucket) and (r.bucket.max() >= H or np.any(per_key != H)):
-                raise EngineFailure(f"{code}.TIME_GRID_INCOMPLETE", "5A λ rows do not cover the time grid once per "
-                                    "key; rebuild 5A", {"scenario_id": sid, "H": H, "max_bucket": int(r.bucket.max()),
-                                                        "keys_not_H_rows": int(np.count_nonzero(per_key != H))})
-            if not dom.equals(grp.select(KEY).with_columns(pl.col("merchant_id").cast(pl.UInt64))):
-                raise EngineFailure(f"{code}.DOMAIN_ALIGN_FAILED", "5A λ domain differs from s1_grouping_5B; rerun "
-                                    "5B.S1", {"scenario_id": sid, "lambda_keys": dom.height, "groups": grp.height})
             gpos = {g: i for i, g in enumerate(gids)}
             miss = set(grp["group_id"].unique()) - set(gpos)
             if miss:
                 raise EngineFailure(f"{code}.LATENT_FIELD_INCOMPLETE", "group without a latent series; rerun 5B.S2",
                                     {"scenario_id": sid, "group_id": sorted(miss)[0]})
             c_group = grp["group_id"].replace_strict(gpos, return_dtype=pl.Int64).to_numpy()
-            lam = r.values["lambda_utc_scenario"].astype(np.float64)
-            fac, mu = L.realised_intensity(row_c, r.bucket, lam, c_group, f, float(lg["clipping"]["lambda_max"]))
-            lam_sums = {"lambda_target": float(np.sum(lam)), "lambda_realised": float(np.sum(mu))}   # whole table
+            dom = grp.select(KEY).with_columns(pl.col("merchant_id").cast(pl.UInt64))
             kappa = L.count_params(grp, cc)
             keys = derive(ctx, sid)("bucket_count", L.coarse_key_strings(dom))
-            if ctx.io.shard is not None:                 # one job of several: this shard's merchants only
-                keep = shards.merchant_mask(dom["merchant_id"].to_numpy(), ctx.io.shard)[row_c]
-                r, row_c, lam, mu = r.subset(keep), row_c[keep], lam[keep], mu[keep]
-            n, capped, t = L.bucket_counts(row_c, r.bucket, mu, kappa, keys, cc)
-            trace.merge(t)
-            by_sid[sid] = t
-            cols = {"lambda_baseline": lam, "lambda_realised": mu, "count_N": n, "capped": capped}
-            for a in range(0, len(n), CHUNK):
-                w.write(_keyed_tables(r, slice(a, a + CHUNK), cols, schema), subdir=f"scenario_id={sid}")
-            stats[sid] = {"rows": int(len(n)), "arrivals": int(n.sum()), "nonzero_rows": int((n > 0).sum()),
-                          "capped_rows": int(capped.sum()), **lam_sums}
-            ctx.logger.info(f"{code} {sid}: {len(n):,} λ rows -> {int(n.sum()):,} arrivals")
+            # one job of several: this shard's merchants only
+            keep_c = shards.merchant_mask(dom["merchant_id"].to_numpy(), ctx.io.shard) if ctx.io.shard is not None else None
+            t_sid = rng.RngTrace()
+            st = {"rows": 0, "arrivals": 0, "nonzero_rows": 0, "capped_rows": 0}
+            sums = []                                   # (λ target, λ realised) per row group: whole-table figures
+            for ch in lambda_chunks(ctx, sid, code, dom, H):
+                lam = ch["lam"]
+                _, mu = L.realised_intensity(ch["c"], ch["b"], lam, c_group, f, float(lg["clipping"]["lambda_max"]))
+                sums.append((float(np.sum(lam)), float(np.sum(mu))))
+                r, c, b = ch["r"], ch["c"], ch["b"]
+                if keep_c is not None:
+                    keep = keep_c[c]
+                    r, c, b, lam, mu = r.subset(keep), c[keep], b[keep], lam[keep], mu[keep]
+                n, capped, t = L.bucket_counts(c, b, mu, kappa, keys, cc)
+                t_sid.merge(t)
+                w.write(_keyed_tables(r, slice(0, len(n)), {"lambda_baseline": lam, "lambda_realised": mu,
+                                                           "count_N": n, "capped": capped}, schema),
+                        subdir=f"scenario_id={sid}")
+                st["rows"] += len(n)
+                st["arrivals"] += int(n.sum())
+                st["nonzero_rows"] += int(np.count_nonzero(n))
+                st["capped_rows"] += int(capped.sum())
+            trace.merge(t_sid)
+            by_sid[sid] = t_sid
+            stats[sid] = {**st, "lambda_target": float(sum(x for x, _ in sums)),
+                          "lambda_realised": float(sum(y for _, y in sums))}
+            ctx.logger.info(f"{code} {sid}: {st['rows']:,} λ rows -> {st['arrivals']:,} arrivals")
     rep.count(scenarios=len(stats), arrivals=sum(s["arrivals"] for s in stats.values()))
     rep.data["scenarios"] = stats
     rep.rng(shards.write_trace(ctx, code, trace, by_sid))
     rep.write(_SEG.report_path(ctx, "S3"))
+
+
+def lambda_chunks(ctx: RunContext, sid: str, code: str, dom: pl.DataFrame, H: int):
+    """5A's λ rows of one scenario, one row group at a time, as rows of S1's domain: {"r": keyed rows,
+    "c": domain row, "b": bucket, "lam": λ}. Checked as they stream: every key is in the domain, rows are
+    strictly in (key, bucket) order across row groups, buckets inside the grid; at the end every domain
+    key has exactly H rows. S3 never holds the whole λ table (52M rows per scenario on full)."""
+    didx = DomainIndex(dom, f"{code}.DOMAIN_ALIGN_FAILED")
+    per_key = np.zeros(dom.height, np.int64)
+    last = -1
+    for t in datasets.batches(ctx, "merchant_zone_scenario_utc_5A", code, partition=_part(sid),
+                              columns=[*KEY, "utc_horizon_bucket_index", "lambda_utc_scenario"]):
+        r = read_keyed([t], "utc_horizon_bucket_index", ("lambda_utc_scenario",), f"{code}.DOMAIN_ALIGN_FAILED")
+        if not len(r.mid):
+            continue
+        c = didx.rows(r, f"{code}.DOMAIN_ALIGN_FAILED")
+        b = r.bucket
+        if b.min() < 0 or b.max() >= H:
+            raise EngineFailure(f"{code}.TIME_GRID_INCOMPLETE", "5A λ row outside the time grid; rebuild 5A",
+                                {"scenario_id": sid, "H": H, "bucket": int(b.max() if b.max() >= H else b.min())})
+        g = c * H + b                                   # the (key, bucket) order as one integer
+        if g[0] <= last or np.any(np.diff(g) <= 0):
+            raise EngineFailure(f"{code}.DOMAIN_ALIGN_FAILED", "5A λ rows are not unique and sorted by (merchant, "
+                                "zone, channel, bucket); rebuild 5A", {"scenario_id": sid})
+        last = int(g[-1])
+        per_key += np.bincount(c, minlength=dom.height)
+        yield {"r": r, "c": c, "b": b, "lam": r.values["lambda_utc_scenario"].astype(np.float64)}
+    if np.any(per_key == 0):
+        raise EngineFailure(f"{code}.DOMAIN_ALIGN_FAILED", "5A λ domain differs from s1_grouping_5B: keys without "
+                            "λ rows; rerun 5B.S1", {"scenario_id": sid, "keys_without_rows":
+                                                    int(np.count_nonzero(per_key == 0)), "groups": dom.height})
+    if np.any(per_key != H):
+        raise EngineFailure(f"{code}.TIME_GRID_INCOMPLETE", "5A λ rows do not cover the time grid once per key; "
+                            "rebuild 5A", {"scenario_id": sid, "H": H,
+                                           "keys_not_H_rows": int(np.count_nonzero(per_key != H))})
 
 
 def s3_merge(ctx: RunContext) -> None:
