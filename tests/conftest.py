@@ -55,6 +55,17 @@ def world_copy(world_a, tmp_path) -> RunContext:
     return copy_of(world_a, tmp_path)
 
 
+def workflow_with(wd: Path, results: Path) -> Path:
+    """A copy of the workflow (Snakefile, rules, scripts, config, ...) in `wd`, with a copy of `results`:
+    to run Snakemake on a session world without touching it."""
+    wd.mkdir()
+    shutil.copy(ROOT / "Snakefile", wd)
+    for d in ("rules", "scripts", "config", "contracts", "report", "envs", "profiles"):
+        shutil.copytree(ROOT / d, wd / d)
+    shutil.copytree(results, wd / "results")
+    return wd
+
+
 @pytest.fixture()
 def config_copy(tmp_path) -> Path:
     """A private copy of config/ to break; returns the new root."""

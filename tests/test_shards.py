@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import workflow_with
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.core import identity, rng, shards
-from engine.core.context import ROOT
 from engine.core.errors import EngineFailure
 from engine.core.stateio import StateIO
 from engine.seg5A import states as states5A
@@ -156,12 +156,7 @@ def test_snakemake_with_four_shards_rebuilds_the_same_bytes(world_a, tmp_path):
     """A world built in one job per state, rerun from 5A.S4 as `--config shards=4` (forced: the outputs
     are there): four shard jobs and a merge for each of 5A.S4, 5B.S3, 5B.S4 and 5B.S5, everything
     downstream reruns, and every file comes out the same."""
-    wd = tmp_path / "wd"
-    wd.mkdir()
-    shutil.copy(ROOT / "Snakefile", wd)
-    for d in ("rules", "scripts", "config", "contracts", "report", "envs", "profiles"):
-        shutil.copytree(ROOT / d, wd / d)
-    shutil.copytree(world_a.results, wd / "results")
+    wd = workflow_with(tmp_path / "wd", world_a.results)
     r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=tiny", "shards=4",
                         "--forcerun", "seg5A_s4_merge"],
                        cwd=wd, capture_output=True, text=True, timeout=900)

@@ -12,10 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import SCENARIOS_2, copy_of
+from conftest import SCENARIOS_2, copy_of, workflow_with
 
 from engine.core import datasets, stateio
-from engine.core.context import ROOT
 from engine.core.errors import EngineFailure
 from engine.core.publish import read_dataset
 from engine.core.stateio import StateIO
@@ -105,12 +104,7 @@ def test_a_shard_job_for_a_scenario_not_in_the_data_is_refused(world_2s, tmp_pat
 def test_snakemake_splits_by_scenario_and_shard_and_rebuilds_the_same_bytes(world_2s, tmp_path):
     """The two-scenario world rerun from 5A.S4 with `--config shards=2`: 4 shard jobs (2 scenarios x 2
     shards) and a merge for 5A.S4, 5B.S3, 5B.S4, 5B.S5, 2 for 5B.S2; every file comes out the same."""
-    wd = tmp_path / "wd"
-    wd.mkdir()
-    shutil.copy(ROOT / "Snakefile", wd)
-    for d in ("rules", "scripts", "config", "contracts", "report", "envs", "profiles"):
-        shutil.copytree(ROOT / d, wd / d)
-    shutil.copytree(world_2s.results, wd / "results")
+    wd = workflow_with(tmp_path / "wd", world_2s.results)
     r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=tiny", "shards=2",
                         f"scenarios=[{','.join(SCENARIOS_2)}]", "--forcerun", "seg5A_s4_merge"],
                        cwd=wd, capture_output=True, text=True, timeout=900)
